@@ -1,0 +1,34 @@
+/*
+ * Helpers shared by the Check suites: where the reference data and the built binary are, a
+ * per-test scratch directory, and running the lltrace binary with captured output.
+ */
+#ifndef LT_TESTUTIL_H
+#define LT_TESTUTIL_H
+
+#include <stddef.h>
+
+/* The ../shared directory (LLTRACE_SHARED) if it exists, else NULL. Borrowed, static. */
+const char *lt_shared_dir(void);
+
+/* Writes "<shared>/<rel>" into buf; returns buf, or NULL when ../shared is absent. */
+char *lt_shared_path(char *buf, size_t cap, const char *rel);
+
+/* A fresh scratch directory for this test name under LLTRACE_TMP (or /tmp). Returns buf. */
+char *lt_tmp_dir(char *buf, size_t cap, const char *name);
+
+/* The lltrace binary (LLTRACE_BIN). Borrowed, static. */
+const char *lt_bin(void);
+
+/*
+ * Runs `sh -c cmd`, capturing stdout and stderr into malloc'd strings (free with free()).
+ * Returns the exit status (0..255), or -1 if the command could not be run.
+ */
+int lt_run(const char *cmd, char **out, char **err);
+
+/* Reads a whole file into a malloc'd buffer (NUL-terminated); *len gets its size. NULL on error. */
+char *lt_read_file(const char *path, size_t *len);
+
+/* Writes len bytes to path. Returns 0 or -1. */
+int lt_write_file(const char *path, const void *data, size_t len);
+
+#endif

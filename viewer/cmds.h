@@ -1,0 +1,15 @@
+/*
+ * The lltrace commands: each lives in viewer/cmd_<name>.c as int cmd_<name>(int argc, char **argv)
+ * (argv[0] is the command name) and returns the process exit code: 0 success, 1 failure or
+ * difference found, 2 usage error. main.c dispatches through the table built from this list.
+ */
+#ifndef VW_CMDS_H
+#define VW_CMDS_H
+
+int cmd_help(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_detokenize(int argc, char **argv);
+int cmd_mkmodel(int argc, char **argv);
+
+#endif
