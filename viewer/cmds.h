@@ -11,5 +11,15 @@ int cmd_info(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
 int cmd_detokenize(int argc, char **argv);
 int cmd_mkmodel(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+int cmd_sql(int argc, char **argv);
+int cmd_ops(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+/* `lltrace info TRACE [--json]` for trace files (viewer/info_trace.c); cmd_info hands over
+ * files that are SQLite databases. argv[0] is "info". */
+int vw_info_trace(int argc, char **argv);
 
 #endif

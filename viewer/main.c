@@ -16,10 +16,13 @@ struct cmd {
 
 /* clang-format off */
 static const struct cmd cmds[] = {
+    {"run",        cmd_run,        "generate text, optionally recording every op into a trace"},
+    {"bench",      cmd_bench,      "measure prompt and generation speed (and tracing cost)"},
     {"info",       cmd_info,       "describe a model (.gguf) or a trace"},
     {"tokenize",   cmd_tokenize,   "tokenize text with a model's vocabulary"},
     {"detokenize", cmd_detokenize, "turn token ids back into text"},
     {"mkmodel",    cmd_mkmodel,    "write a deterministic synthetic llama model (.gguf)"},
+    {"import",     cmd_import,     "import llama.cpp dumps/logits or NumPy dumps into a trace"},
     {"help",       cmd_help,       "show help for lltrace or one command"},
 };
 /* clang-format on */

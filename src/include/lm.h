@@ -173,6 +173,14 @@ int64_t lm_gguf_n_tensors(const lm_gguf *g);
 const struct lm_gguf_tensor *lm_gguf_tensor(const lm_gguf *g, int64_t i);
 const struct lm_gguf_tensor *lm_gguf_find_tensor(const lm_gguf *g, const char *name);
 
+/* Checks that g is a llama model: general.architecture "llama"; the hyper-parameters present
+ * with llama.cpp's strict types (context_length, embedding_length, block_count,
+ * feed_forward_length, attention.head_count: u32; layer_norm_rms_epsilon: f32) and consistent;
+ * every required tensor present with the shape they imply (output.weight and rope_freqs.weight
+ * optional) and no other tensor. Returns 0, or LM_EFORMAT / LM_ETYPE / LM_EUNSUPPORTED with
+ * "<path>: <reason>" in errbuf, e.g. "missing required tensor 'blk.1.ffn_up.weight'". */
+int lm_gguf_check_llama(const lm_gguf *g, char *errbuf, size_t errlen);
+
 /* ---- GGUF writer (v3) ------------------------------------------------------------------------
  * Builds a GGUF file: metadata first, then tensor infos, then data written in info order, each
  * padded to the alignment (the layout llama.cpp requires). */
@@ -192,6 +200,12 @@ int lm_gguf_writer_set_arr(lm_gguf_writer *w, const char *key, enum lm_gguf_vtyp
                            const void *data, uint64_t n);
 int lm_gguf_writer_set_arr_str(lm_gguf_writer *w, const char *key, const char *const *v,
                                uint64_t n);
+/* A scalar of any fixed-size type (LM_GGUF_U8 ... LM_GGUF_F64; a bool is one byte) read from v. */
+int lm_gguf_writer_set_val(lm_gguf_writer *w, const char *key, enum lm_gguf_vtype type,
+                           const void *v);
+/* Copies key/value i of an open reader, any type including nested arrays (v1 lengths are
+ * widened to v3's 64 bits). */
+int lm_gguf_writer_copy_kv(lm_gguf_writer *w, const lm_gguf *g, int64_t i);
 /* Declares a tensor; data are supplied later, in the same order, by write_tensor_data. */
 int lm_gguf_writer_add_tensor(lm_gguf_writer *w, const char *name, int type, int n_dims,
                               const int64_t *ne);
@@ -231,6 +245,10 @@ const char *lm_tok_text(const lm_tok *t, int32_t id);
 enum lm_tok_attr lm_tok_attr(const lm_tok *t, int32_t id);
 /* The id whose vocabulary string is exactly text, or -1. */
 int32_t lm_tok_find(const lm_tok *t, const char *text);
+/* The SentencePiece score of id (0 if out of range). */
+float lm_tok_score(const lm_tok *t, int32_t id);
+/* True for end-of-generation tokens as llama.cpp marks them (EOS, "</s>", "<|im_end|>", ...). */
+bool lm_tok_is_eog(const lm_tok *t, int32_t id);
 
 /* Tokenizes len bytes of text as llama_tokenize(add_special, parse_special). Writes up to cap
  * ids; *n_out gets the full count. Returns 0, or LM_ERANGE when cap was too small. */
@@ -247,26 +265,205 @@ int64_t lm_tok_decode(const lm_tok *t, const int32_t *ids, int64_t n, bool remov
 /* ---- chat templates -------------------------------------------------------------------------- */
 
 enum lm_chat_tmpl {
-    LM_CHAT_ZEPHYR = 0, /* TinyLlama / Zephyr: <|system|> <|user|> <|assistant|> with </s> */
-    LM_CHAT_LLAMA2 = 1, /* [INST] <<SYS>> ... [/INST] */
-    LM_CHAT_CHATML = 2, /* <|im_start|>role ... <|im_end|> */
+    LM_CHAT_ZEPHYR = 0,       /* TinyLlama / Zephyr: <|system|> <|user|> <|assistant|> with </s> */
+    LM_CHAT_LLAMA2 = 1,       /* [INST] <<SYS>> ... [/INST] (llama.cpp's "llama2-sys") */
+    LM_CHAT_CHATML = 2,       /* <|im_start|>role ... <|im_end|> */
+    LM_CHAT_LLAMA2_STRIP = 3, /* LLAMA2 with trimmed messages (Llama-2-chat's own template) */
+    LM_CHAT_LLAMA2_NOSYS = 4, /* [INST] sys\nmsg [/INST] (llama.cpp's "llama2"; Mistral v0.1) */
     LM_CHAT_TMPL_COUNT
 };
 
-/* Recognizes a Jinja chat template string; -1 when it matches none of ours. */
+/* Recognizes a Jinja chat template string (or a template name) with llama.cpp's substring
+ * heuristics (llm_chat_detect_template); -1 when it matches none of ours. */
 int lm_chat_detect(const char *jinja);
-/* "zephyr", "llama2", "chatml"; -1 if unknown. */
+/* "zephyr", "llama2" (or "llama2-sys"), "chatml", "llama2-sys-strip", "llama2-nosys"; -1 if
+ * unknown. */
 int lm_chat_from_name(const char *name);
 const char *lm_chat_name(int tmpl);
 /* Renders one exchange (system may be NULL) with the assistant turn opened. Returns the full
- * length; writes at most cap bytes, NUL-terminated if room. Special tokens appear as text
- * (<s>, </s>, ...) and are parsed by lm_tok_encode(parse_special = true). */
+ * length (or LM_EINVAL for an unknown template or a NULL user); writes at most cap bytes,
+ * NUL-terminated if room. Special tokens appear as text (<s>, </s>, ...) and are parsed by
+ * lm_tok_encode(parse_special = true); the BOS is not in the text (add_special adds it). */
 int64_t lm_chat_render(int tmpl, const char *system, const char *user, char *buf, size_t cap);
 
 /* ---- sha256 ---------------------------------------------------------------------------------- */
 
 /* Hex digest (65 bytes with NUL) of a buffer. */
 void lm_sha256_hex(const void *data, size_t len, char out[65]);
+
+
+/* ---- ops: the engine's kernels, callable on their own (the forward pass and replay) ---------- */
+
+enum lm_rope_mode {
+    LM_ROPE_NORM = 0, /* adjacent pairs (2i, 2i+1): llama */
+    LM_ROPE_NEOX = 2, /* half-split pairs (i, i + n_rot/2) */
+};
+
+/* ggml_v_expf (AVX-512 variant) for one element. */
+float lm_expf_ggml(float x);
+/* Sum of 16 floats in _mm512_reduce_add_ps order. */
+float lm_reduce16(const float a[16]);
+/* (n_rows, n) -> (n_rows, n); w (n) or NULL. */
+void lm_op_rms_norm(const float *x, const float *w, int64_t n_rows, int64_t n, float eps,
+                    float *out);
+/* cos/sin (n_rot/2) of one position. */
+void lm_op_rope_cache(int64_t pos, int n_rot, float theta_base, float freq_scale, float *cos_out,
+                      float *sin_out);
+/* x (n_rows, n_heads, head_dim), cs/sn (n_rows, n_rot/2) -> out like x. */
+void lm_op_rope(const float *x, int64_t n_rows, int n_heads, int head_dim, int n_rot, int mode,
+                const float *cs, const float *sn, float *out);
+/* One row of n scaled, masked scores -> probabilities. */
+void lm_op_softmax(const float *w, int64_t n, bool f16_accum, float *out);
+/* out = silu(g) * u, n elements. */
+void lm_op_swiglu(const float *g, const float *u, int64_t n, float *out);
+void lm_op_add(const float *a, const float *b, int64_t n, float *out);
+
+/* Attention geometry shared by the two attention ops. */
+struct lm_attn_shape {
+    int64_t n;         /* query rows (tokens) */
+    int64_t n_head, n_head_kv, head_dim;
+    int64_t pos0;      /* absolute position of query row 0: cells > pos0 + t are masked */
+    int64_t n_kv;      /* cells 0..n_kv-1 are visible */
+    int kv_type;       /* LM_TYPE_F32 or LM_TYPE_F16: how K/V are stored */
+    bool gqa_tile;     /* the gqa=tile fault */
+};
+
+/* Scores of query head h: out (n, n_kv) = dot(K[cell], Q[t]) / sqrt(head_dim), -inf where
+ * masked. q (n, n_head, head_dim); k (n_kv rows of n_head_kv*head_dim, kv_type), row stride
+ * k_ld elements. scratch: head_dim floats. As llama.cpp: ggml_vec_dot_f32 (f32 cache) or Q
+ * rounded to f16 and ggml_vec_dot_f16 (f16 cache). */
+void lm_op_attn_scores_head(const struct lm_attn_shape *a, int64_t h, const float *q,
+                            const void *k, int64_t k_ld, float *scratch, float *out);
+/* Context of query head h: out[t][h*head_dim + d] = sum over cells of p[t][cell] * V[cell][d].
+ * p (n, n_kv) for this head; vt is V transposed: (n_head_kv*head_dim rows, vt_ld cells,
+ * kv_type) with zeros from n_kv up to a multiple of 64 cells (vt_ld >= that). out (n,
+ * n_head*head_dim). scratch: n_kv rounded up to 64, plus 64, floats. tinyBLAS structure for
+ * n >= 2, vec_dot for n == 1, over the padded length (llama.cpp pads to 256 exact zeros). */
+void lm_op_attn_context_head(const struct lm_attn_shape *a, int64_t h, const float *p,
+                             const void *vt, int64_t vt_ld, float *scratch, float *out);
+
+/* ---- model and inference ----------------------------------------------------------------------- */
+
+typedef struct lm_model lm_model;
+typedef struct lm_ctx lm_ctx;
+struct trc_writer; /* tracer/include/trc.h */
+struct trc_op;
+
+struct lm_hparams {
+    int64_t n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, head_dim, n_rot, n_ff;
+    float rms_eps, rope_theta, rope_freq_scale;
+    int rope_mode;   /* enum lm_rope_mode */
+    int weight_type; /* type of blk.0.attn_q.weight (the "model type") */
+    bool tied_output; /* no output.weight: logits use token_embd */
+};
+
+/* Opens a model: GGUF, llama checks, tokenizer. errbuf gets "<path>: <reason>". */
+int lm_model_open(const char *path, lm_model **out, char *errbuf, size_t errlen);
+void lm_model_close(lm_model *m);
+const struct lm_hparams *lm_model_hparams(const lm_model *m);
+const lm_tok *lm_model_tok(const lm_model *m);
+const lm_gguf *lm_model_gguf(const lm_model *m);
+const char *lm_model_path(const lm_model *m);
+/* SHA-256 of the model file (computed once, on first call; takes a while on big models). */
+const char *lm_model_sha256(lm_model *m);
+/* The model's chat template string, or NULL. */
+const char *lm_model_chat_template(const lm_model *m);
+
+/* Faults injected on purpose (lltrace run --inject), to reproduce real bugs. Zero = none. */
+struct lm_faults {
+    int rope_mode;      /* -1: model's; else LM_ROPE_NORM / LM_ROPE_NEOX */
+    float rope_theta;   /* 0: model's */
+    int64_t pos_offset; /* added to every position */
+    int bos;            /* 0 normal, 1 none, 2 double (applied by lm_prompt_tokens) */
+    float rms_eps;      /* 0: model's */
+    bool gqa_tile;      /* query head h reads KV head h % n_head_kv instead of h / group */
+    bool softmax_f16;   /* softmax exps and sum in half precision */
+    bool qk_permute;    /* Q/K rows in Hugging Face order (as before GGUF conversion) */
+    bool kv_f16;        /* KV cache in f16 (as --kv-type f16) */
+};
+/* Parses one "--inject" value ("rope=neox", "pos-offset=3", ...) into f. 0 or LM_EINVAL with a
+ * message in errbuf. */
+int lm_faults_parse(struct lm_faults *f, const char *spec, char *errbuf, size_t errlen);
+/* Formats active faults as "rope=neox,kv=f16" ("" if none). Returns length. */
+int lm_faults_format(const struct lm_faults *f, char *buf, size_t cap);
+void lm_faults_init(struct lm_faults *f);
+
+struct lm_ctx_opts {
+    int64_t n_ctx;    /* 0: the model's context length, capped at 4096 */
+    int n_threads;    /* 0: 2 */
+    int kv_type;      /* LM_TYPE_F32 (default) or LM_TYPE_F16 */
+    int64_t n_ubatch; /* max tokens per forward pass; 0: 512 */
+    struct lm_faults faults;
+    struct trc_writer *trace; /* record ops here (borrowed), or NULL */
+    /* Called after every op with the same description the tracer gets (tensors borrowed for
+     * the duration of the call), or NULL. For tests and embedders. */
+    void (*on_op)(void *user, int64_t step, const struct trc_op *op);
+    void *on_op_user;
+};
+
+/* Creates an inference context (KV cache, buffers, thread pool) for a model. */
+int lm_ctx_create(lm_model *m, const struct lm_ctx_opts *o, lm_ctx **out, char *errbuf,
+                  size_t errlen);
+void lm_ctx_destroy(lm_ctx *c);
+const char *lm_ctx_errmsg(const lm_ctx *c);
+/* Runs tokens [0, n) at the next positions as one decode call (step), leaving the logits of
+ * the last token. Prompts longer than n_ubatch are processed in chunks. */
+int lm_ctx_decode(lm_ctx *c, const int32_t *tokens, int64_t n);
+/* Logits (n_vocab) of the last decoded token. Borrowed until the next decode. */
+const float *lm_ctx_logits(const lm_ctx *c);
+/* Number of positions filled so far, and the step counter (decode calls so far). */
+int64_t lm_ctx_n_past(const lm_ctx *c);
+int64_t lm_ctx_n_steps(const lm_ctx *c);
+/* Context size in cells (a multiple of 256). */
+int64_t lm_ctx_n_ctx(const lm_ctx *c);
+/* The SIMD path the kernels use now ("avx2", "scalar"). */
+const char *lm_simd_current(void);
+
+/* out (n, rows) = in (n, k) times the rows of the model's weight `name`, with the engine's
+ * kernel (activation conversion included), on the calling thread: the bits equal the forward
+ * pass's. Returns 0, LM_ENOTFOUND (no such weight) or LM_EINVAL (k does not match). */
+int lm_model_matmul(const lm_model *m, const char *name, const float *in, int64_t n, float *out);
+/* Shape of a weight as (rows, k), or LM_ENOTFOUND. */
+int lm_model_weight_shape(const lm_model *m, const char *name, int64_t *rows, int64_t *k);
+
+/* Tokenizes a prompt as llama.cpp does (BOS per the vocabulary; parse_special), honouring the
+ * bos fault. Writes up to cap ids, *n_out the count. */
+int lm_prompt_tokens(const lm_model *m, const struct lm_faults *f, const char *text,
+                     int32_t *ids, int64_t cap, int64_t *n_out);
+
+/* ---- sampling ------------------------------------------------------------------------------- */
+
+struct lm_sampler_opts {
+    float temp;    /* <= 0: greedy (first maximum wins, as llama.cpp) */
+    int top_k;     /* 0: off */
+    float top_p;   /* 1: off */
+    uint64_t seed; /* reproducible */
+};
+typedef struct lm_sampler lm_sampler;
+lm_sampler *lm_sampler_create(const struct lm_sampler_opts *o, int64_t n_vocab);
+void lm_sampler_destroy(lm_sampler *s);
+/* Picks a token from logits; *prob gets its probability under the sampler's distribution. */
+int32_t lm_sampler_sample(lm_sampler *s, const float *logits, float *prob);
+
+/* ---- synthetic models ------------------------------------------------------------------------ */
+
+struct lm_mkmodel_opts {
+    const char *preset; /* "tiny" (NULL: default), "stories", "tinyllama-1.1b" */
+    int type;           /* weight type of the matrices (LM_TYPE_F32, F16, BF16, Q8_0, Q4_0, Q4_K,
+                           Q6_K, ...); norms stay f32. A matrix whose rows do not fit the type's
+                           block falls back as llama-quantize does (Q4_K -> Q5_0, Q6_K -> Q8_0,
+                           ...), then to F32 (stories' ffn_down: 172 columns) */
+    uint64_t seed;      /* PRNG seed: the same options always give the same bytes */
+};
+
+/* Writes a complete, deterministic llama GGUF (v3) that llama.cpp loads: every hyper-parameter
+ * key with its strict type, a generated SentencePiece vocabulary (<unk>, <s>, </s>, 256 byte
+ * tokens, then word pieces with decreasing scores), a zephyr chat template for tinyllama-1.1b,
+ * and seeded weights scaled so activations stay finite (norms ~1, matrices std 1/sqrt(fan_in)).
+ * Uses 2 threads. NULL o means defaults (tiny, F32, seed 0). Returns 0, or a negative LM_E*
+ * code with "<path>: <reason>" in errbuf. */
+int lm_mkmodel_write(const char *path, const struct lm_mkmodel_opts *o, char *errbuf,
+                     size_t errlen);
 
 #ifdef __cplusplus
 }

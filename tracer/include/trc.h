@@ -143,6 +143,147 @@ int trc_step_end(trc_writer *w, int64_t elapsed_ns);
  * whether full data or only stats are kept). Ops get their execution order from call order. */
 int trc_op_record(trc_writer *w, const struct trc_op *op);
 
+/* Counters of a writer, for benchmarks (`lltrace bench --trace`). Consistent after
+ * trc_step_end; in between they lag behind the queue. */
+struct trc_writer_stats {
+    int64_t n_ops;        /* ops recorded (level stats or full) */
+    int64_t n_tensors;    /* tensors recorded */
+    int64_t n_dedup;      /* of which identical to one already stored (stored once) */
+    int64_t raw_bytes;    /* raw bytes of the tensors recorded at level full */
+    int64_t stored_bytes; /* compressed bytes written for them */
+    int64_t worker_ns;    /* time spent hashing, compressing and writing */
+    int64_t wait_ns;      /* time the caller spent blocked (queue full, trc_step_end) */
+};
+int trc_writer_get_stats(trc_writer *w, struct trc_writer_stats *out);
+
+/* Version of the trace format this library writes and reads (schema/trace.sql, meta table). */
+#define TRC_SCHEMA_VERSION 1
+
+/* ---- reader ------------------------------------------------------------------------------------ */
+
+/*
+ * A trace opened read-only and defensively: the file may come from anyone. SQLite is opened with
+ * SQLITE_OPEN_READONLY, SQLITE_DBCONFIG_DEFENSIVE on, trusted_schema off, tight limits (1 GiB
+ * strings/blobs, 100 KB statements, 10 attached traces) and query_only; tensor blobs are size-capped
+ * by their shape and verified against their hash before anything is returned.
+ */
+typedef struct trc_reader trc_reader;
+
+/* Opens a trace for reading. Errors: TRC_EIO (cannot open), TRC_EFORMAT ("<path>: not an lltrace
+ * trace (no meta table)"), TRC_EVERSION ("<path>: trace schema version 7 is newer than this
+ * lltrace supports (1)"). The tensor SQL functions are registered on its connection. */
+int trc_reader_open(const char *path, trc_reader **out, char *errbuf, size_t errlen);
+/* Closes the reader; cursors must be closed first. Accepts NULL. */
+void trc_reader_close(trc_reader *r);
+const char *trc_reader_errmsg(const trc_reader *r);
+/* The path the reader was opened with (borrowed, valid until close). */
+const char *trc_reader_path(const trc_reader *r);
+
+/* Attaches another trace read-only under schema `name` (letters, digits, '_'), after the same
+ * checks as trc_reader_open, so SQL can join the two: SELECT ... FROM name.ops. Tensor SQL
+ * functions then accept 'name.<id>' for its tensors. */
+int trc_reader_attach(trc_reader *r, const char *name, const char *path);
+
+/* The reader's SQLite connection, as `sqlite3 *` (the header names no SQLite type): read-only,
+ * defensive, tensor functions registered. Borrowed: valid until trc_reader_close; do not close it,
+ * do not change its configuration. Statements prepared on it must be finalized before close. */
+void *trc_reader_sql_handle(trc_reader *r);
+
+/* A run. Strings are borrowed from the cursor: valid until its next call or close; NULL when
+ * unknown. Numbers are -1 (or NaN) when unknown. */
+struct trc_run_info {
+    int64_t id;
+    const char *source;
+    const char *status; /* "complete", "error", "crashed" (no end marker) or "running" (a
+                           writer still holds the trace) */
+    const char *started_at, *ended_at;
+    const char *model_path, *model_sha256, *arch;
+    int64_t n_layer, n_embd, n_head, n_head_kv, head_dim, n_rot, n_ff, n_vocab, n_ctx;
+    double rope_theta, rope_freq_scale, rms_eps;
+    const char *rope_mode, *weight_type, *kv_type;
+    const char *prompt, *chat_template, *rendered_prompt;
+    double temp, top_p;
+    int64_t top_k, seed, n_threads;
+    const char *faults, *build_version, *build_commit, *build_compiler, *build_flags, *simd;
+    const char *record_rules; /* JSON array */
+    int64_t n_steps;          /* completed steps */
+    int64_t last_step;        /* last completed step, -1 when none */
+};
+
+struct trc_step_info {
+    int64_t run_id, step, pos0, n_tokens;
+    int64_t elapsed_ns; /* -1 when not measured */
+    int64_t n_ops;
+};
+
+struct trc_op_info {
+    int64_t id, run_id, step, seq;
+    int layer; /* -1 when none */
+    const char *kind, *name;
+    int64_t pos0, n_pos;
+    const char *params_json; /* NULL when none */
+    int64_t elapsed_ns;      /* -1 when not measured */
+    enum trc_level level;
+};
+
+/* Iteration: open a cursor, call the matching next until it returns 0 (end); a row gives 1,
+ * an error a negative code (message on the reader). Close every cursor (NULL is fine). */
+typedef struct trc_cursor trc_cursor;
+int trc_reader_runs(trc_reader *r, trc_cursor **out);
+int trc_reader_steps(trc_reader *r, int64_t run_id, trc_cursor **out);
+/* Ops of a run in (step, seq) order; step -1 = all steps. */
+int trc_reader_ops(trc_reader *r, int64_t run_id, int64_t step, trc_cursor **out);
+int trc_cursor_next_run(trc_cursor *c, struct trc_run_info *out);
+int trc_cursor_next_step(trc_cursor *c, struct trc_step_info *out);
+int trc_cursor_next_op(trc_cursor *c, struct trc_op_info *out);
+void trc_cursor_close(trc_cursor *c);
+
+/* One op by id (strings borrowed: valid until the next call on the reader). TRC_ENOTFOUND. */
+int trc_reader_op(trc_reader *r, int64_t op_id, struct trc_op_info *out);
+
+/* A stored tensor's header: no decompression. */
+struct trc_tensor_info {
+    int64_t id;
+    enum trc_dtype dtype;
+    int n_dims;
+    int64_t shape[4];
+    int64_t n_elems;      /* product of shape */
+    int64_t n_stored;     /* elements held: n_elems, or n_known for a partial tensor */
+    int64_t nbytes;       /* raw bytes of the stored elements: n_stored * element size */
+    int64_t stored_bytes; /* compressed size, 0 when only stats were recorded */
+    bool has_data;        /* false: recorded at level stats */
+    bool partial;
+    char hash[17]; /* lt64 of the raw bytes, hex */
+    double min, max, mean, rms; /* over finite elements; NaN when none */
+    int64_t n_nan, n_inf;
+};
+
+/* The tensor an op holds in a role ("out", "in0", "cos", ...): TRC_ENOTFOUND if none. */
+int trc_reader_op_tensor(trc_reader *r, int64_t op_id, const char *role, int64_t *tensor_id);
+int trc_reader_tensor_info(trc_reader *r, int64_t tensor_id, struct trc_tensor_info *out);
+/*
+ * The tensor's data, decompressed and verified (declared size fits the shape, zstd frame and
+ * checksum valid, lt64 of the bytes equals the stored hash; else TRC_ECORRUPT naming the tensor).
+ * _raw copies info.nbytes bytes in the tensor's own dtype; _f32 converts info.n_stored elements to
+ * float. For a partial tensor these are the known elements, and trc_reader_tensor_known gives
+ * their flat row-major indices (n_stored of them). cap is the destination size in bytes / elements
+ * / indices: too small gives TRC_EINVAL. A stats-only tensor gives TRC_ENOTFOUND.
+ */
+int trc_reader_tensor_raw(trc_reader *r, int64_t tensor_id, void *dst, size_t cap);
+int trc_reader_tensor_f32(trc_reader *r, int64_t tensor_id, float *dst, int64_t cap);
+int trc_reader_tensor_known(trc_reader *r, int64_t tensor_id, int64_t *dst, int64_t cap);
+
+/* ---- SQL --------------------------------------------------------------------------------------- */
+
+/* Registers the tensor SQL functions (t_shape, t_stat, t_at, t_slice, t_maxabs, t_nmse, t_cos,
+ * t_ulp, t_equal, t_topk, t_dot) on a connection the caller owns; db is a `sqlite3 *`. The
+ * functions read the `tensors` table of that connection's main or attached schemas. Returns 0 or
+ * TRC_ESQL. The reader and the loadable extension (lltrace_sqlext.so) call it. */
+int trc_sql_register(void *db);
+/* The functions' documentation with a worked example each (`lltrace sql --help-functions`).
+ * Static text. */
+const char *trc_sql_functions_help(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,0 +1,279 @@
+-- schema/trace.sql - the lltrace trace format, version 1: the single definition of every table,
+-- index and view of a trace file. It is embedded into the tracer at build time
+-- (schema/embed.cmake -> trc__schema_sql) and executed once by the writer on a new, empty file;
+-- nothing else creates tables. Readers check meta.schema_version: an older version is refused
+-- (there is no older version yet: when version 2 exists, the tracer will carry the SQL that
+-- migrates 1 -> 2), a newer one is refused with both version numbers in the message.
+--
+-- Conventions used below:
+--   * "writer" is the tracer library (tracer/trc_writer.c); "engine" is whatever program calls
+--     trc.h (our engine, an importer, examples/instrument-your-engine) and supplies the value.
+--   * Times: *_ns are durations in nanoseconds (INTEGER); *_at are UTC wall-clock timestamps as
+--     ISO-8601 text "YYYY-MM-DDTHH:MM:SS.mmmZ".
+--   * Shapes are JSON arrays in row-major (numpy) order: the last dimension is contiguous, e.g.
+--     activations are [n_tokens, n_embd], attention scores [n_head, n_tokens, n_kv].
+--   * Tensor data are little-endian. Element widths: f32 4, f16 2, bf16 2, i32 4 bytes.
+--   * Ids are assigned by the writer: runs.id and ops.id count from 1 in call order.
+--   * Transactions: the writer commits once per completed step (the steps row, its ops and their
+--     tensors go in together), so a crash loses at most the step in progress. Run metadata and
+--     tokens given between steps are committed at the next step begin, run end or close.
+--
+-- Several views call the tensor SQL functions (t_at, t_slice, ...). They are registered by the
+-- tracer's reader and by the loadable extension (".load lltrace_sqlext" in the sqlite3 shell);
+-- without them those views fail with "no such function", the tables stay readable.
+
+PRAGMA application_id = 1280070738; -- 0x4C4C5452, "LLTR": lets file(1)-style tools identify traces
+PRAGMA user_version = 1;            -- mirrors meta.schema_version
+
+-- Key/value facts about the file itself, written by the writer when it creates the file.
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY NOT NULL, -- see the keys below
+    value TEXT                       -- always text; schema_version is a decimal integer
+);
+-- schema_version: this file's format version (1). The writer also stores tool ("lltrace"),
+-- tool_version (e.g. "0.1.0"), build_git (git describe of the tracer's build), build_type,
+-- build_compiler, build_flags (the C flags of the tracer library), created_at, zstd_version,
+-- sqlite_version and hash ("lt64": the content hash used by tensors.hash, see below).
+INSERT INTO meta (key, value) VALUES ('schema_version', '1');
+
+-- One row per run (one generation, or one imported dump). Written by the writer at
+-- trc_run_begin (id, source, status 'running', started_at), completed by the engine through
+-- trc_run_set_str/_i64/_f64 (every other column; keys are the column names) and closed at
+-- trc_run_end (status, ended_at). A run whose ended_at is NULL was never ended: it is crashed
+-- (or still being written; the reader tells the two apart by the writer's lock).
+CREATE TABLE runs (
+    id              INTEGER PRIMARY KEY, -- run id, 1, 2, ... (writer)
+    source          TEXT NOT NULL,       -- who produced the run: 'lltrace', 'llama.cpp-text',
+                                         -- 'llama.cpp-logits', 'npy', 'example', ... (engine)
+    status          TEXT NOT NULL,       -- 'running' until ended, then 'complete' or 'error'
+    started_at      TEXT NOT NULL,       -- UTC time of trc_run_begin (writer)
+    ended_at        TEXT,                -- UTC time of trc_run_end; NULL = no end marker
+    record_rules    TEXT,                -- JSON array of the recording rules in force, in order,
+                                         -- e.g. ["full","stats:blk.*"]; [] = default (writer)
+    -- the model
+    model_path      TEXT,    -- path of the model file as given to the engine
+    model_sha256    TEXT,    -- lower-case hex SHA-256 of the model file; weights referenced by
+                             -- op_weights are the GGUF tensors of this exact file
+    arch            TEXT,    -- general.architecture, e.g. 'llama'
+    n_layer         INTEGER, -- number of transformer blocks
+    n_embd          INTEGER, -- width of the residual stream
+    n_head          INTEGER, -- query heads
+    n_head_kv       INTEGER, -- key/value heads (GQA when < n_head)
+    head_dim        INTEGER, -- n_embd / n_head
+    n_rot           INTEGER, -- rotary dimensions per head (<= head_dim)
+    n_ff            INTEGER, -- FFN hidden width
+    n_vocab         INTEGER, -- vocabulary size (length of a logits row)
+    n_ctx           INTEGER, -- context length the engine allocated (KV-cache rows)
+    rope_theta      REAL,    -- RoPE base frequency (e.g. 10000.0)
+    rope_freq_scale REAL,    -- RoPE position scale (1.0 = none)
+    rope_mode       TEXT,    -- 'norm' (adjacent pairs, llama) or 'neox' (half-split pairs)
+    rms_eps         REAL,    -- epsilon of RMS norm
+    weight_type     TEXT,    -- dominant weight storage type, e.g. 'q8_0', 'f16', 'f32'
+    kv_type         TEXT,    -- KV-cache element type, 'f32' or 'f16'
+    -- the input
+    prompt          TEXT,    -- the user's prompt, verbatim
+    chat_template   TEXT,    -- name or source of the chat template applied, NULL when none
+    rendered_prompt TEXT,    -- the prompt after the template: the text actually tokenized
+    -- the sampler
+    temp            REAL,    -- temperature; 0 = greedy
+    top_k           INTEGER, -- 0 = disabled
+    top_p           REAL,    -- 1.0 = disabled
+    seed            INTEGER, -- RNG seed
+    -- the execution
+    n_threads       INTEGER, -- worker threads used by the engine
+    faults          TEXT,    -- injected faults, comma-separated 'name=value' (e.g. 'rope=neox'),
+                             -- NULL or '' when none
+    build_version   TEXT,    -- engine version, e.g. '0.1.0'
+    build_commit    TEXT,    -- git describe of the engine's build
+    build_compiler  TEXT,    -- e.g. 'GNU 12.2.0'
+    build_flags     TEXT,    -- C flags of the engine's build
+    simd            TEXT     -- kernel path chosen at run time, e.g. 'avx2', 'scalar'
+);
+
+-- Run settings with no column above (trc_run_set_* with another key), one row per key. (engine)
+CREATE TABLE run_params (
+    run_id INTEGER NOT NULL REFERENCES runs (id),
+    key    TEXT NOT NULL,  -- the key as given
+    value,                 -- INTEGER, REAL or TEXT as given (trc_run_set_i64/_f64/_str)
+    PRIMARY KEY (run_id, key)
+) WITHOUT ROWID;
+
+-- Every prompt and generated token, in sequence order. (engine, trc_token_add)
+CREATE TABLE tokens (
+    run_id    INTEGER NOT NULL REFERENCES runs (id),
+    idx       INTEGER NOT NULL, -- position of the token in the sequence, 0-based
+    token_id  INTEGER NOT NULL, -- vocabulary id
+    piece     TEXT,             -- the token's text piece (as the tokenizer stores it)
+    is_prompt INTEGER NOT NULL, -- 1 for prompt tokens, 0 for sampled ones
+    is_bos    INTEGER NOT NULL, -- 1 for the beginning-of-sequence token
+    prob      REAL,             -- sampling probability of a generated token; NULL for prompt
+    logit     REAL,             -- its logit; NULL for prompt tokens
+    PRIMARY KEY (run_id, idx)
+) WITHOUT ROWID;
+
+-- One row per completed decode call; step 0 is the prompt batch. The row is inserted in the
+-- same transaction as the step's ops, at trc_step_end: a step is in this table only if all of
+-- it is. (writer)
+CREATE TABLE steps (
+    run_id     INTEGER NOT NULL REFERENCES runs (id),
+    step       INTEGER NOT NULL, -- 0, 1, 2, ... as given to trc_step_begin
+    pos0       INTEGER NOT NULL, -- absolute position of the step's first token
+    n_tokens   INTEGER NOT NULL, -- tokens processed by the step (prompt length for step 0)
+    elapsed_ns INTEGER,          -- wall time of the step as measured by the engine; NULL = -1
+    PRIMARY KEY (run_id, step)
+) WITHOUT ROWID;
+
+-- One row per recorded op, in execution order. Ops at level 'none' are not stored, but they
+-- still consume a seq number, so gaps in seq show where ops were skipped. (writer, from
+-- trc_op_record)
+CREATE TABLE ops (
+    id         INTEGER PRIMARY KEY, -- op id, 1, 2, ... across the file (writer)
+    run_id     INTEGER NOT NULL REFERENCES runs (id),
+    step       INTEGER NOT NULL,    -- the step the op ran in
+    seq        INTEGER NOT NULL,    -- execution order within the step, 0-based
+    layer      INTEGER,             -- transformer block index; NULL for ops outside blocks
+    kind       TEXT NOT NULL,       -- rms_norm, matmul, rope, attn_scores, softmax, attn_ctx,
+                                    -- add, swiglu, get_rows, cache_write, ... (engine)
+    name       TEXT NOT NULL,       -- canonical name (DESIGN.md), e.g. 'blk.3.rope_q'
+    pos0       INTEGER,             -- first absolute position covered by the op's rows
+    n_pos      INTEGER,             -- number of positions (rows)
+    params     TEXT,                -- JSON object of parameters: eps, theta, mode, n_rot,
+                                    -- scale, ... (engine); NULL when none
+    elapsed_ns INTEGER,             -- engine time spent in the op; NULL when not measured
+    level      TEXT NOT NULL        -- 'stats' or 'full': what the recording rules kept
+);
+CREATE INDEX ops_by_step ON ops (run_id, step, seq);
+CREATE INDEX ops_by_name ON ops (name, run_id, step);
+
+-- The tensors of an op by role: 'in0', 'in1', ... inputs; 'out' the result; for rope ops also
+-- 'pos' (i32 [n_pos] positions), 'cos' and 'sin' (f32 [n_pos, n_rot/2] tables actually used);
+-- for cache ops the rows written. (writer)
+CREATE TABLE op_tensors (
+    op_id     INTEGER NOT NULL REFERENCES ops (id),
+    role      TEXT NOT NULL,
+    tensor_id INTEGER NOT NULL REFERENCES tensors (id),
+    PRIMARY KEY (op_id, role)
+) WITHOUT ROWID;
+CREATE INDEX op_tensors_by_tensor ON op_tensors (tensor_id);
+
+-- Weights used by an op, referenced by GGUF tensor name in the model runs.model_sha256
+-- identifies; never copied into the trace. (engine)
+CREATE TABLE op_weights (
+    op_id INTEGER NOT NULL REFERENCES ops (id),
+    role  TEXT NOT NULL, -- 'weight', 'bias', ...
+    name  TEXT NOT NULL, -- GGUF tensor name, e.g. 'blk.0.attn_q.weight'
+    PRIMARY KEY (op_id, role)
+) WITHOUT ROWID;
+
+-- Tensor contents, stored once per distinct (hash, dtype, shape): the cos/sin tables of a step
+-- are shared by all its layers. Partial tensors (imports of printed dumps, which hold only some
+-- elements) are never deduplicated. (writer)
+--
+-- Codec 'shuffle-zstd' (data): the n_stored * width raw little-endian bytes are byte-shuffled
+-- by element width (all elements' byte 0, then all byte 1, ... up to byte width-1), then
+-- compressed as ONE zstd frame with the content size and the content checksum in its header.
+-- Readers check, in order: n_elems = product(shape); nbytes = (partial ? n_known : n_elems) *
+-- width; the frame's declared content size = nbytes; the frame decodes (checksum included);
+-- lt64(unshuffled bytes) = hash. Any failure is "corrupt tensor data" naming the tensor.
+--
+-- Hash 'lt64' (hash): 64-bit, over the raw (unshuffled) bytes. State: four 64-bit lanes
+-- v = {P1+P2, P2, 0, -P1} (mod 2^64) with P1 = 0x9E3779B185EBCA87, P2 = 0xC2B2AE3D27D4EB4F,
+-- P3 = 0x165667B19E3779F9. The input, zero-padded to a multiple of 32 bytes, is read as
+-- little-endian 64-bit words; word j updates lane j mod 4: v = rotl64(v + w * P2, 31) * P1.
+-- Then h = rotl(v0,1) + rotl(v1,7) + rotl(v2,12) + rotl(v3,18) + len * P3, and the avalanche
+-- h ^= h >> 33; h *= P2; h ^= h >> 29; h *= P3; h ^= h >> 32. Stored as 16 lower-case hex digits.
+--
+-- Stats are computed from every stored element when the op is recorded, at level 'stats' as
+-- well as 'full': min/max/mean/rms over the finite elements (NaN and +-Inf are only counted),
+-- NULL when there is none.
+CREATE TABLE tensors (
+    id       INTEGER PRIMARY KEY, -- tensor id (writer)
+    dtype    TEXT NOT NULL,       -- 'f32', 'f16', 'bf16' or 'i32'
+    shape    TEXT NOT NULL,       -- JSON array, row-major, 1..4 dims, e.g. '[6,64]'
+    n_elems  INTEGER NOT NULL,    -- product of shape
+    nbytes   INTEGER NOT NULL,    -- raw size of the stored elements in bytes (before codec)
+    hash     TEXT NOT NULL,       -- lt64 of those raw bytes, 16 hex digits
+    codec    TEXT,                -- 'shuffle-zstd', or NULL when data is NULL
+    min      REAL,                -- smallest finite element
+    max      REAL,                -- largest finite element
+    mean     REAL,                -- mean of the finite elements
+    rms      REAL,                -- sqrt(mean of squares) of the finite elements
+    n_nan    INTEGER NOT NULL,    -- number of NaN elements
+    n_inf    INTEGER NOT NULL,    -- number of +-Inf elements
+    partial  INTEGER NOT NULL DEFAULT 0, -- 1 when only some elements are known
+    n_known  INTEGER,             -- partial: number of known elements; NULL otherwise
+    known    BLOB,                -- partial: n_known little-endian int64 flat row-major indices,
+                                  -- strictly increasing, uncompressed; NULL otherwise
+    data     BLOB                 -- the codec's output; NULL when only stats were recorded
+);
+CREATE UNIQUE INDEX tensors_dedupe ON tensors (hash, dtype, shape) WHERE partial = 0;
+
+-- ---- views: the common questions as one SELECT ---------------------------------------------
+
+-- Runs with their status resolved (a run with no end marker is 'crashed'), the number of
+-- completed steps, the last completed step and the generated text.
+CREATE VIEW v_runs AS
+SELECT r.id AS run_id, r.source, r.model_path, r.arch,
+       CASE WHEN r.ended_at IS NULL THEN 'crashed' ELSE r.status END AS status,
+       (SELECT count(*) FROM steps s WHERE s.run_id = r.id) AS n_steps,
+       (SELECT max(step) FROM steps s WHERE s.run_id = r.id) AS last_step,
+       (SELECT count(*) FROM ops o WHERE o.run_id = r.id) AS n_ops,
+       r.prompt,
+       (SELECT group_concat(piece, '') FROM
+            (SELECT piece FROM tokens t WHERE t.run_id = r.id AND t.is_prompt = 0
+             ORDER BY t.idx)) AS generated,
+       r.started_at, r.ended_at
+FROM runs r;
+
+-- Tokens in order with their pieces, and the text so far is easy to rebuild from them.
+CREATE VIEW v_tokens AS
+SELECT run_id, idx, token_id, piece, is_prompt, is_bos, prob, logit
+FROM tokens ORDER BY run_id, idx;
+
+-- Every op with the stats of its output tensor, in execution order.
+CREATE VIEW v_op_stats AS
+SELECT o.run_id, o.step, o.seq, o.layer, o.kind, o.name, o.id AS op_id, o.pos0, o.n_pos,
+       o.level, o.elapsed_ns, t.id AS tensor_id, t.dtype, t.shape, t.min, t.max, t.mean,
+       t.rms, t.n_nan, t.n_inf, t.nbytes, length(t.data) AS stored_bytes
+FROM ops o
+LEFT JOIN op_tensors ot ON ot.op_id = o.id AND ot.role = 'out'
+LEFT JOIN tensors t ON t.id = ot.tensor_id
+ORDER BY o.run_id, o.step, o.seq;
+
+-- Every tensor of every op (inputs included), with stats and sizes.
+CREATE VIEW v_op_tensors AS
+SELECT o.run_id, o.step, o.seq, o.layer, o.name, o.id AS op_id, ot.role, t.id AS tensor_id,
+       t.dtype, t.shape, t.n_elems, t.min, t.max, t.mean, t.rms, t.n_nan, t.n_inf, t.nbytes,
+       length(t.data) AS stored_bytes, t.hash, t.partial
+FROM ops o
+JOIN op_tensors ot ON ot.op_id = o.id
+JOIN tensors t ON t.id = ot.tensor_id;
+
+-- Ops with a NaN or an Inf in any of their tensors.
+CREATE VIEW v_nonfinite AS
+SELECT * FROM v_op_tensors WHERE n_nan > 0 OR n_inf > 0 ORDER BY run_id, step, seq;
+
+-- RMS of the residual stream after each block (l_out), one row per layer and step.
+CREATE VIEW v_residual_rms AS
+SELECT run_id, step, layer, rms, max(abs(min), abs(max)) AS maxabs, op_id
+FROM v_op_stats WHERE name LIKE 'blk.%.l_out' ORDER BY run_id, step, layer;
+
+-- RoPE: one row per rope op and row of its output, with the position used and the cos and sin
+-- rows (JSON arrays of n_rot/2 numbers) the engine applied. Needs the tensor SQL functions.
+-- pos falls back to pos0 + row when the positions were not stored in full.
+CREATE VIEW v_rope AS
+WITH RECURSIVE rr (op_id, row, n) AS (
+    SELECT id, 0, n_pos FROM ops WHERE kind = 'rope' AND n_pos > 0
+    UNION ALL
+    SELECT op_id, row + 1, n FROM rr WHERE row + 1 < n
+)
+SELECT o.run_id, o.step, o.layer, o.name, o.id AS op_id, rr.row,
+       coalesce(t_at(p.tensor_id, rr.row), o.pos0 + rr.row) AS pos,
+       t_slice(c.tensor_id, rr.row) AS cos,
+       t_slice(s.tensor_id, rr.row) AS sin
+FROM rr
+JOIN ops o ON o.id = rr.op_id
+LEFT JOIN op_tensors p ON p.op_id = o.id AND p.role = 'pos'
+LEFT JOIN op_tensors c ON c.op_id = o.id AND c.role = 'cos'
+LEFT JOIN op_tensors s ON s.op_id = o.id AND s.role = 'sin'
+ORDER BY o.run_id, o.step, o.seq, rr.row;

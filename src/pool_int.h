@@ -1,0 +1,23 @@
+/*
+ * A small fork-join thread pool (pthreads). The calling thread takes part as worker 0, so a pool
+ * of n threads starts n-1 helpers. lm_pool_run hands the same function to every worker with its
+ * index and waits for all of them: no allocation and no queue on the hot path. Kernels split
+ * their work by worker index (rows of a matmul, heads of attention), so results never depend
+ * on the number of threads.
+ */
+#ifndef LM_POOL_INT_H
+#define LM_POOL_INT_H
+
+typedef struct lm_pool lm_pool;
+
+/* fn(arg, ith, nth): worker ith of nth. */
+typedef void (*lm_pool_fn)(void *arg, int ith, int nth);
+
+/* Creates a pool of n_threads (>= 1) workers. Returns NULL on failure. */
+lm_pool *lm_pool_create(int n_threads);
+void lm_pool_destroy(lm_pool *p);
+int lm_pool_size(const lm_pool *p);
+/* Runs fn on every worker and returns when all are done. Not reentrant. */
+void lm_pool_run(lm_pool *p, lm_pool_fn fn, void *arg);
+
+#endif

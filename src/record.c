@@ -1,0 +1,208 @@
+/*
+ * Reporting the forward pass to the tracer (tracer/include/trc.h): one call after each op with
+ * its canonical name, inputs, output and parameters. When no trace is attached, or the
+ * recording rules say `none` for an op, nothing is built. Tensor data are passed by pointer:
+ * the tracer copies them before returning, so the engine may reuse its buffers at once.
+ */
+#include "ctx_int.h"
+#include "trc.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+void lm_rec_begin(lm_ctx *c, struct lm_rec *r, int64_t layer, const char *name, const char *kind,
+                  int64_t pos0, int64_t n_pos)
+{
+    r->level = TRC_LEVEL_NONE;
+    if ((!c->trace && !c->on_op) || c->rec_err) {
+        return;
+    }
+    if (layer >= 0) {
+        snprintf(r->name, sizeof r->name, "blk.%lld.%s", (long long)layer, name);
+    } else {
+        snprintf(r->name, sizeof r->name, "%s", name);
+    }
+    r->level = c->trace ? trc_writer_level(c->trace, r->name, c->n_steps) : TRC_LEVEL_FULL;
+    if (c->on_op && r->level == TRC_LEVEL_NONE) {
+        r->level = TRC_LEVEL_STATS; /* the observer sees every op */
+    }
+    r->kind = kind;
+    r->layer = (int)layer;
+    r->pos0 = pos0;
+    r->n_pos = n_pos;
+    r->t0 = lm__now_ns();
+}
+
+static struct trc_tensor tensor2(const char *role, int dtype, const void *data, int64_t a,
+                                 int64_t b)
+{
+    struct trc_tensor t = {role, (enum trc_dtype)dtype, 2, {a, b, 0, 0}, data, NULL, 0};
+    return t;
+}
+
+static struct trc_tensor tensor3(const char *role, const float *data, int64_t a, int64_t b,
+                                 int64_t d)
+{
+    struct trc_tensor t = {role, TRC_DTYPE_F32, 3, {a, b, d, 0}, data, NULL, 0};
+    return t;
+}
+
+static void emit(lm_ctx *c, struct lm_rec *r, const struct trc_tensor *ts, int n_ts,
+                 const char *weight, const char *params)
+{
+    struct trc_weight w = {"weight", weight};
+    struct trc_op op = {r->name, r->kind, r->layer, r->pos0,         r->n_pos, params,
+                        lm__now_ns() - r->t0, ts, n_ts, weight ? &w : NULL, weight ? 1 : 0};
+    if (c->on_op) {
+        c->on_op(c->on_op_user, c->n_steps, &op);
+    }
+    int rc = c->trace ? trc_op_record(c->trace, &op) : 0;
+    if (rc < 0 && !c->rec_err) {
+        c->rec_err = rc;
+    }
+}
+
+void lm_rec_embd(lm_ctx *c, struct lm_rec *r, const int32_t *tokens, const float *out, int64_t n)
+{
+    if (r->level == TRC_LEVEL_NONE) {
+        return;
+    }
+    struct trc_tensor ts[2] = {{"in0", TRC_DTYPE_I32, 1, {n, 0, 0, 0}, tokens, NULL, 0},
+                               tensor2("out", TRC_DTYPE_F32, out, n, c->m->hp.n_embd)};
+    emit(c, r, ts, 2, c->m->tok_embd.name, NULL);
+}
+
+void lm_rec_norm(lm_ctx *c, struct lm_rec *r, const char *wname, const float *in,
+                 const float *out, int64_t n)
+{
+    char params[64];
+    if (r->level == TRC_LEVEL_NONE) {
+        return;
+    }
+    const int64_t e = c->m->hp.n_embd;
+    struct trc_tensor ts[2] = {tensor2("in0", TRC_DTYPE_F32, in, n, e),
+                               tensor2("out", TRC_DTYPE_F32, out, n, e)};
+    snprintf(params, sizeof params, "{\"eps\":%.9g}", (double)c->rms_eps);
+    emit(c, r, ts, 2, wname, params);
+}
+
+void lm_rec_matmul(lm_ctx *c, struct lm_rec *r, const struct lm_weight *w, const float *in,
+                   const float *out, int64_t n)
+{
+    char params[64];
+    if (r->level == TRC_LEVEL_NONE) {
+        return;
+    }
+    struct trc_tensor ts[2] = {tensor2("in0", TRC_DTYPE_F32, in, n, w->k),
+                               tensor2("out", TRC_DTYPE_F32, out, n, w->m)};
+    snprintf(params, sizeof params, "{\"weight_type\":\"%s\"%s}", lm_type_name(w->type),
+             c->faults.qk_permute && (strstr(r->name, "attn_q") || strstr(r->name, "attn_k"))
+                 ? ",\"qk_permute\":true"
+                 : "");
+    emit(c, r, ts, 2, w->name, params);
+}
+
+void lm_rec_rope(lm_ctx *c, struct lm_rec *r, const float *in, const float *out, int64_t n,
+                 int64_t n_heads)
+{
+    char params[160];
+    if (r->level == TRC_LEVEL_NONE) {
+        return;
+    }
+    const struct lm_hparams *hp = &c->m->hp;
+    const int64_t half = hp->n_rot / 2;
+    struct trc_tensor ts[5] = {
+        tensor3("in0", in, n, n_heads, hp->head_dim),
+        tensor3("out", out, n, n_heads, hp->head_dim),
+        {"pos", TRC_DTYPE_I32, 1, {n, 0, 0, 0}, c->pos, NULL, 0},
+        tensor2("cos", TRC_DTYPE_F32, c->cos, n, half),
+        tensor2("sin", TRC_DTYPE_F32, c->sin, n, half),
+    };
+    snprintf(params, sizeof params,
+             "{\"theta\":%.9g,\"freq_scale\":%.9g,\"mode\":\"%s\",\"n_rot\":%lld,"
+             "\"pos_offset\":%lld}",
+             (double)c->rope_theta, (double)hp->rope_freq_scale,
+             c->rope_mode == LM_ROPE_NEOX ? "neox" : "norm", (long long)hp->n_rot,
+             (long long)c->faults.pos_offset);
+    emit(c, r, ts, 5, NULL, params);
+}
+
+void lm_rec_cache(lm_ctx *c, struct lm_rec *r, const float *rows, int64_t n, int64_t width)
+{
+    char params[64];
+    if (r->level == TRC_LEVEL_NONE) {
+        return;
+    }
+    struct trc_tensor t = tensor2("out", TRC_DTYPE_F32, rows, n, width);
+    if (c->kv_type == LM_TYPE_F16) {
+        uint16_t *h = (uint16_t *)c->rec_buf;
+        for (int64_t i = 0; i < n * width; i++) {
+            h[i] = lm_f32_to_f16(rows[i]);
+        }
+        t = tensor2("out", TRC_DTYPE_F16, h, n, width);
+    }
+    snprintf(params, sizeof params, "{\"cell0\":%lld,\"kv_type\":\"%s\"}", (long long)r->pos0,
+             c->kv_type == LM_TYPE_F16 ? "f16" : "f32");
+    emit(c, r, &t, 1, NULL, params);
+}
+
+void lm_rec_scores(lm_ctx *c, struct lm_rec *r, const float *q, const float *kq, int64_t n,
+                   int64_t n_kv)
+{
+    char params[160];
+    if (r->level == TRC_LEVEL_NONE) {
+        return;
+    }
+    const struct lm_hparams *hp = &c->m->hp;
+    struct trc_tensor ts[2] = {tensor3("in0", q, n, hp->n_head, hp->head_dim),
+                               tensor3("out", kq, hp->n_head, n, n_kv)};
+    snprintf(params, sizeof params,
+             "{\"scale\":%.9g,\"n_kv\":%lld,\"kv_type\":\"%s\",\"gqa\":\"%s\",\"k\":\"cache\"}",
+             (double)(1.0f / sqrtf((float)hp->head_dim)), (long long)n_kv,
+             c->kv_type == LM_TYPE_F16 ? "f16" : "f32", c->faults.gqa_tile ? "tile" : "group");
+    emit(c, r, ts, 2, NULL, params);
+}
+
+void lm_rec_softmax(lm_ctx *c, struct lm_rec *r, const float *kq, const float *sm, int64_t n,
+                    int64_t n_kv)
+{
+    if (r->level == TRC_LEVEL_NONE) {
+        return;
+    }
+    const int64_t h = c->m->hp.n_head;
+    struct trc_tensor ts[2] = {tensor3("in0", kq, h, n, n_kv), tensor3("out", sm, h, n, n_kv)};
+    emit(c, r, ts, 2, NULL, c->faults.softmax_f16 ? "{\"f16_accum\":true}" : "{}");
+}
+
+void lm_rec_context(lm_ctx *c, struct lm_rec *r, const float *sm, const float *kqv, int64_t n,
+                    int64_t n_kv, int64_t width)
+{
+    char params[96];
+    if (r->level == TRC_LEVEL_NONE) {
+        return;
+    }
+    const int64_t h = c->m->hp.n_head;
+    struct trc_tensor ts[2] = {tensor3("in0", sm, h, n, n_kv),
+                               tensor2("out", TRC_DTYPE_F32, kqv, n, width)};
+    snprintf(params, sizeof params, "{\"n_kv\":%lld,\"v\":\"cache\",\"gqa\":\"%s\"}",
+             (long long)n_kv, c->faults.gqa_tile ? "tile" : "group");
+    emit(c, r, ts, 2, NULL, params);
+}
+
+void lm_rec_add(lm_ctx *c, struct lm_rec *r, const float *a, const float *b, const float *out,
+                int64_t n, int64_t width)
+{
+    if (r->level == TRC_LEVEL_NONE) {
+        return;
+    }
+    struct trc_tensor ts[3] = {tensor2("in0", TRC_DTYPE_F32, a, n, width),
+                               tensor2("in1", TRC_DTYPE_F32, b, n, width),
+                               tensor2("out", TRC_DTYPE_F32, out, n, width)};
+    emit(c, r, ts, 3, NULL, NULL);
+}
+
+int lm_rec_status(lm_ctx *c)
+{
+    return c->rec_err;
+}

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs what lltrace needs (Debian packages), builds Release and Debug+ASan+UBSan with
+# -Werror, checks formatting, and runs every test in both builds (CTest drives the Check suites
+# and the CLI scripts). Reference-data tests read ../shared and are skipped when it is absent.
+# The libFuzzer harness runs for a bounded time when clang is available.
+# Usage: bash tests/all.sh        (.ci/run calls exactly this)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+pkgs="cmake ninja-build gcc pkg-config libsqlite3-dev libzstd-dev check clang clang-format"
+if command -v apt-get >/dev/null 2>&1; then
+  missing=""
+  for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+  if [ -n "$missing" ]; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+  fi
+fi
+
+echo "== format check"
+find src tracer viewer tests examples -name '*.[ch]' -print0 | xargs -0 clang-format --dry-run -Werror
+
+jobs=2
+echo "== release build"
+cmake --preset release -DWERROR=ON >/dev/null
+cmake --build build/release -j "$jobs"
+echo "== asan+ubsan build"
+cmake --preset asan -DWERROR=ON >/dev/null
+cmake --build build/asan -j "$jobs"
+if command -v clang >/dev/null 2>&1; then
+  echo "== fuzz build (clang)"
+  CC=clang cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLLTRACE_FUZZ=ON \
+    -DWERROR=ON >/dev/null
+  cmake --build build/fuzz -j "$jobs" --target fuzz_gguf
+fi
+
+status=0
+echo "== tests (release)"
+(cd build/release && ctest --output-on-failure -j "$jobs") || status=1
+echo "== tests (asan+ubsan)"
+(cd build/asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j "$jobs") || status=1
+if [ -x build/fuzz/tests/fuzz_gguf ]; then
+  echo "== fuzz (60 s)"
+  (cd build/fuzz && ctest --output-on-failure -R fuzz_gguf) || status=1
+fi
+exit $status

@@ -1,0 +1,145 @@
+/*
+ * Dequantization against llama.cpp (../shared/refs/dequant): for every weight type, every tensor
+ * of ../shared/models/dequant/dq256-<TYPE>.gguf is read with lm_gguf_open, dequantized row by row
+ * with lm_dequant_row, and the SHA-256 of its f32 bytes must equal llama.cpp's in index.tsv; the
+ * two tensors stored in full as .npy must match element for element (bit patterns). Prints
+ * "dequant <TYPE>: passed/total" per type on stderr.
+ */
+#include <check.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lm.h"
+#include "testutil.h"
+
+static const char *const k_sets[] = {"F16",  "BF16",   "Q8_0", "Q4_0",   "Q4_1",   "Q5_0",
+                                      "Q5_1", "Q2_K",   "Q3_K_S", "Q4_K_S", "Q5_K_S", "Q6_K"};
+#define N_SETS (sizeof(k_sets) / sizeof(k_sets[0]))
+
+/* Dequantizes a whole tensor (ne0 x rows) into a malloc'd f32 buffer; NULL on error. */
+static float *dequant_tensor(const struct lm_gguf_tensor *t, int64_t *n_out)
+{
+    const int64_t ne0 = t->ne[0], rows = t->ne[1] * t->ne[2] * t->ne[3];
+    const int64_t rb = lm_type_row_bytes(t->type, ne0);
+    if (rb < 0 || (uint64_t)(rb * rows) != t->n_bytes) {
+        return NULL;
+    }
+    float *f = malloc((size_t)(ne0 * rows) * sizeof(float));
+    for (int64_t r = 0; r < rows; r++) {
+        if (lm_dequant_row(t->type, (const uint8_t *)t->data + r * rb, f + r * ne0, ne0) != 0) {
+            free(f);
+            return NULL;
+        }
+    }
+    *n_out = ne0 * rows;
+    return f;
+}
+
+/* Minimal reader of the reference .npy files (version 1, '<f4', C order); data malloc'd. */
+static float *read_npy_f32(const char *path, int64_t *n_out)
+{
+    size_t len;
+    char *buf = lt_read_file(path, &len);
+    if (!buf || len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0) {
+        free(buf);
+        return NULL;
+    }
+    const size_t hlen = (size_t)(unsigned char)buf[8] | (size_t)(unsigned char)buf[9] << 8;
+    if (10 + hlen > len || !strstr(buf + 10, "'<f4'") || strstr(buf + 10, "True")) {
+        free(buf);
+        return NULL;
+    }
+    const size_t nbytes = len - 10 - hlen;
+    float *f = malloc(nbytes ? nbytes : 1);
+    memcpy(f, buf + 10 + hlen, nbytes);
+    free(buf);
+    *n_out = (int64_t)(nbytes / sizeof(float));
+    return f;
+}
+
+/* Compares one tensor with its .npy; returns 1 when bit-identical. */
+static int npy_matches(const char *set, const char *name, const float *f, int64_t n)
+{
+    char rel[256], path[1024];
+    snprintf(rel, sizeof(rel), "refs/dequant/%s/%s.npy", set, name);
+    int64_t m = 0;
+    float *ref = read_npy_f32(lt_shared_path(path, sizeof(path), rel), &m);
+    const int ok = ref && m == n && memcmp(ref, f, (size_t)n * sizeof(float)) == 0;
+    free(ref);
+    return ok;
+}
+
+/* Checks one index.tsv line of a set; returns 1 on match. npy_ok counts .npy checks. */
+static int check_line(const lm_gguf *g, const char *set, char *line, int *npy_ok, int *npy_n)
+{
+    char name[128], type[16], sha[65];
+    long long ne0, ne1;
+    if (sscanf(line, "%127s %15s %lld %lld %64s", name, type, &ne0, &ne1, sha) != 5) {
+        return 0;
+    }
+    const struct lm_gguf_tensor *t = lm_gguf_find_tensor(g, name);
+    if (!t || t->type != lm_type_from_name(type) || t->ne[0] != ne0 || t->ne[1] != ne1) {
+        fprintf(stderr, "dequant %s: %s: tensor missing or of another type/shape\n", set, name);
+        return 0;
+    }
+    int64_t n = 0;
+    float *f = dequant_tensor(t, &n);
+    if (!f) {
+        return 0;
+    }
+    char hex[65];
+    lm_sha256_hex(f, (size_t)n * sizeof(float), hex);
+    const int ok = strcmp(hex, sha) == 0;
+    if (strcmp(name, "blk.0.attn_q.weight") == 0 || strcmp(name, "blk.0.ffn_down.weight") == 0) {
+        *npy_n += 1;
+        *npy_ok += npy_matches(set, name, f, n);
+    }
+    if (!ok) {
+        fprintf(stderr, "dequant %s: %s: sha256 %s, llama.cpp %s\n", set, name, hex, sha);
+    }
+    free(f);
+    return ok;
+}
+
+START_TEST(test_ref_dequant_matches_llamacpp)
+{
+    const char *set = k_sets[_i];
+    char rel[256], path[1024], err[LM_ERRBUF_SIZE];
+    snprintf(rel, sizeof(rel), "refs/dequant/%s/index.tsv", set);
+    size_t len;
+    char *idx = lt_read_file(lt_shared_path(path, sizeof(path), rel), &len);
+    ck_assert_msg(idx != NULL, "cannot read %s", path);
+    snprintf(rel, sizeof(rel), "models/dequant/dq256-%s.gguf", set);
+    lm_gguf *g = NULL;
+    ck_assert_msg(lm_gguf_open(lt_shared_path(path, sizeof(path), rel), &g, err, sizeof(err)) == 0,
+                  "%s", err);
+    int pass = 0, total = 0, npy_ok = 0, npy_n = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(idx, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+        if (strncmp(line, "name\t", 5) == 0) {
+            continue;
+        }
+        total++;
+        pass += check_line(g, set, line, &npy_ok, &npy_n);
+    }
+    fprintf(stderr, "dequant %s: %d/%d tensors, npy %d/%d\n", set, pass, total, npy_ok, npy_n);
+    lm_gguf_close(g);
+    free(idx);
+    ck_assert_int_gt(total, 0);
+    ck_assert_int_eq(pass, total);
+    ck_assert_int_eq(npy_n, 2);
+    ck_assert_int_eq(npy_ok, npy_n);
+}
+END_TEST
+
+Suite *ref_dequant_suite(void);
+Suite *ref_dequant_suite(void)
+{
+    Suite *s = suite_create("ref_dequant");
+    TCase *core = tcase_create("core");
+    tcase_set_timeout(core, 120);
+    tcase_add_loop_test(core, test_ref_dequant_matches_llamacpp, 0, (int)N_SETS);
+    suite_add_tcase(s, core);
+    return s;
+}

@@ -1,0 +1,417 @@
+/*
+ * trc_codec.c - the tensor codec and the small pure helpers around it: dtype table, the lt64
+ * content hash, byte shuffle, f16/bf16 conversion, stats, shapes as JSON, and the zstd frame
+ * encode/decode with its checks. The format is documented in schema/trace.sql; this file must
+ * not depend on anything but libc and zstd (no SQLite here).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zstd.h>
+
+#include "trc_int.h"
+
+static const struct {
+    const char *name;
+    size_t size;
+} dtypes[TRC_DTYPE_COUNT] = {
+    [TRC_DTYPE_F32] = {"f32", 4},
+    [TRC_DTYPE_F16] = {"f16", 2},
+    [TRC_DTYPE_BF16] = {"bf16", 2},
+    [TRC_DTYPE_I32] = {"i32", 4},
+};
+
+const char *trc_strerror(int code)
+{
+    switch (code) {
+    case 0:
+        return "success";
+#define TRC_X_(name, val, text)                                                                    \
+    case val:                                                                                      \
+        return text;
+        TRC_ERRNO_MAP(TRC_X_)
+#undef TRC_X_
+    default:
+        return "unknown error";
+    }
+}
+
+size_t trc__dtype_size(enum trc_dtype dt)
+{
+    return (dt >= 0 && dt < TRC_DTYPE_COUNT) ? dtypes[dt].size : 0;
+}
+
+const char *trc__dtype_name(enum trc_dtype dt)
+{
+    return (dt >= 0 && dt < TRC_DTYPE_COUNT) ? dtypes[dt].name : "?";
+}
+
+int trc__dtype_parse(const char *name, enum trc_dtype *out)
+{
+    for (int i = 0; name && i < TRC_DTYPE_COUNT; i++) {
+        if (strcmp(name, dtypes[i].name) == 0) {
+            *out = (enum trc_dtype)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* ---- lt64 ---------------------------------------------------------------------------------- */
+
+#define P1 0x9E3779B185EBCA87ULL
+#define P2 0xC2B2AE3D27D4EB4FULL
+#define P3 0x165667B19E3779F9ULL
+
+static uint64_t rotl64(uint64_t x, int r)
+{
+    return (x << r) | (x >> (64 - r));
+}
+
+static uint64_t load_le64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+}
+
+static void lanes_block(uint64_t v[4], const uint8_t *p)
+{
+    for (int j = 0; j < 4; j++) {
+        v[j] = rotl64(v[j] + load_le64(p + 8 * j) * P2, 31) * P1;
+    }
+}
+
+uint64_t trc__hash(const void *data, size_t n)
+{
+    const uint8_t *p = data;
+    uint64_t v[4] = {P1 + P2, P2, 0, (uint64_t)0 - P1};
+    size_t full = n / 32 * 32;
+    for (size_t i = 0; i < full; i += 32) {
+        lanes_block(v, p + i);
+    }
+    if (full < n) {
+        uint8_t tail[32] = {0}; /* zero padding of the last block */
+        memcpy(tail, p + full, n - full);
+        lanes_block(v, tail);
+    }
+    uint64_t h = rotl64(v[0], 1) + rotl64(v[1], 7) + rotl64(v[2], 12) + rotl64(v[3], 18);
+    h += (uint64_t)n * P3;
+    h ^= h >> 33;
+    h *= P2;
+    h ^= h >> 29;
+    h *= P3;
+    h ^= h >> 32;
+    return h;
+}
+
+void trc__hash_hex(uint64_t h, char hex[17])
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--) {
+        hex[i] = digits[h & 15];
+        h >>= 4;
+    }
+    hex[16] = '\0';
+}
+
+/* ---- shuffle ------------------------------------------------------------------------------- */
+
+void trc__shuffle(uint8_t *dst, const uint8_t *src, size_t n, size_t w)
+{
+    if (w == 4) {
+        for (size_t i = 0; i < n; i++) {
+            dst[i] = src[4 * i];
+            dst[n + i] = src[4 * i + 1];
+            dst[2 * n + i] = src[4 * i + 2];
+            dst[3 * n + i] = src[4 * i + 3];
+        }
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (size_t b = 0; b < w; b++) {
+            dst[b * n + i] = src[i * w + b];
+        }
+    }
+}
+
+void trc__unshuffle(uint8_t *dst, const uint8_t *src, size_t n, size_t w)
+{
+    if (w == 4) {
+        for (size_t i = 0; i < n; i++) {
+            dst[4 * i] = src[i];
+            dst[4 * i + 1] = src[n + i];
+            dst[4 * i + 2] = src[2 * n + i];
+            dst[4 * i + 3] = src[3 * n + i];
+        }
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        for (size_t b = 0; b < w; b++) {
+            dst[i * w + b] = src[b * n + i];
+        }
+    }
+}
+
+/* ---- conversion and stats ------------------------------------------------------------------ */
+
+static float f32_from_bits(uint32_t u)
+{
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+float trc__f16_to_f32(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16;
+    uint32_t exp = (h >> 10) & 0x1f;
+    uint32_t man = h & 0x3ff;
+    if (exp == 0x1f) { /* Inf or NaN: keep the payload */
+        return f32_from_bits(sign | 0x7f800000u | (man << 13));
+    }
+    if (exp != 0) { /* normal */
+        return f32_from_bits(sign | ((exp + 112) << 23) | (man << 13));
+    }
+    /* zero or subnormal: man * 2^-24, exact in f32 */
+    float v = (float)man * 5.9604644775390625e-08f;
+    return sign ? -v : v;
+}
+
+float trc__bf16_to_f32(uint16_t h)
+{
+    return f32_from_bits((uint32_t)h << 16);
+}
+
+void trc__to_f32(float *dst, const void *src, enum trc_dtype dt, size_t n)
+{
+    const uint8_t *p = src;
+    for (size_t i = 0; i < n; i++) {
+        if (dt == TRC_DTYPE_F32) {
+            memcpy(&dst[i], p + 4 * i, 4);
+        } else if (dt == TRC_DTYPE_I32) {
+            int32_t v;
+            memcpy(&v, p + 4 * i, 4);
+            dst[i] = (float)v;
+        } else {
+            uint16_t h;
+            memcpy(&h, p + 2 * i, 2);
+            dst[i] = dt == TRC_DTYPE_F16 ? trc__f16_to_f32(h) : trc__bf16_to_f32(h);
+        }
+    }
+}
+
+/* The f32 loop is the hot one (activations): branch-light so the compiler can vectorize. */
+static void stats_f32(const float *x, size_t n, double *sum, double *sq, float *mn, float *mx,
+                      int64_t *n_nan, int64_t *n_inf)
+{
+    double s = 0.0;
+    double q = 0.0;
+    float lo = INFINITY;
+    float hi = -INFINITY;
+    int64_t nn = 0;
+    int64_t ni = 0;
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i];
+        if (!isfinite(v)) {
+            nn += isnan(v) ? 1 : 0;
+            ni += isinf(v) ? 1 : 0;
+            continue;
+        }
+        s += (double)v;
+        q += (double)v * (double)v;
+        lo = v < lo ? v : lo;
+        hi = v > hi ? v : hi;
+    }
+    *sum = s;
+    *sq = q;
+    *mn = lo;
+    *mx = hi;
+    *n_nan = nn;
+    *n_inf = ni;
+}
+
+void trc__stats(const void *src, enum trc_dtype dt, size_t n, struct trc__stats *out)
+{
+    double sum = 0.0;
+    double sq = 0.0;
+    float lo = INFINITY;
+    float hi = -INFINITY;
+    out->n_nan = 0;
+    out->n_inf = 0;
+    if (dt == TRC_DTYPE_F32) {
+        stats_f32(src, n, &sum, &sq, &lo, &hi, &out->n_nan, &out->n_inf);
+    } else {
+        float buf[1024];
+        for (size_t i = 0; i < n; i += 1024) {
+            size_t k = n - i < 1024 ? n - i : 1024;
+            trc__to_f32(buf, (const uint8_t *)src + i * trc__dtype_size(dt), dt, k);
+            double s1;
+            double q1;
+            float l1;
+            float h1;
+            int64_t nn;
+            int64_t ni;
+            stats_f32(buf, k, &s1, &q1, &l1, &h1, &nn, &ni);
+            sum += s1;
+            sq += q1;
+            lo = l1 < lo ? l1 : lo;
+            hi = h1 > hi ? h1 : hi;
+            out->n_nan += nn;
+            out->n_inf += ni;
+        }
+    }
+    int64_t n_fin = (int64_t)n - out->n_nan - out->n_inf;
+    double nan = (double)NAN;
+    out->min = n_fin > 0 ? (double)lo : nan;
+    out->max = n_fin > 0 ? (double)hi : nan;
+    out->mean = n_fin > 0 ? sum / (double)n_fin : nan;
+    out->rms = n_fin > 0 ? sqrt(sq / (double)n_fin) : nan;
+}
+
+/* ---- shapes -------------------------------------------------------------------------------- */
+
+int trc__shape_parse(const char *json, int *n_dims, int64_t shape[4])
+{
+    const char *p = json;
+    int nd = 0;
+    if (!p || *p++ != '[') {
+        return -1;
+    }
+    while (*p != ']') {
+        char *end;
+        if (nd == 4 || *p < '0' || *p > '9') {
+            return -1;
+        }
+        long long v = strtoll(p, &end, 10);
+        if (end == p || v < 0 || v > ((long long)1 << 40)) {
+            return -1;
+        }
+        shape[nd++] = v;
+        p = end;
+        if (*p == ',') {
+            p++;
+        } else if (*p != ']') {
+            return -1;
+        }
+    }
+    if (nd == 0 || p[1] != '\0') {
+        return -1;
+    }
+    *n_dims = nd;
+    return 0;
+}
+
+char *trc__shape_json(char *buf, size_t cap, int n_dims, const int64_t *shape)
+{
+    size_t k = 0;
+    k += (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < n_dims && k < cap; i++) {
+        k += (size_t)snprintf(buf + k, cap - k, "%s%lld", i ? "," : "", (long long)shape[i]);
+    }
+    if (k < cap) {
+        snprintf(buf + k, cap - k, "]");
+    }
+    return buf;
+}
+
+/* ---- zstd ---------------------------------------------------------------------------------- */
+
+static int grow(uint8_t **buf, size_t *cap, size_t need)
+{
+    if (*cap >= need) {
+        return 0;
+    }
+    uint8_t *p = realloc(*buf, need);
+    if (!p) {
+        return TRC_ENOMEM;
+    }
+    *buf = p;
+    *cap = need;
+    return 0;
+}
+
+int trc__codec_encode(struct trc__codec_scratch *s, int level, const void *raw, size_t n,
+                      size_t width, const uint8_t **blob, size_t *blob_len, char *msg,
+                      size_t msglen)
+{
+    size_t nbytes = n * width;
+    if (!s->cctx) {
+        s->cctx = ZSTD_createCCtx();
+        if (!s->cctx) {
+            snprintf(msg, msglen, "cannot create a zstd context");
+            return TRC_ENOMEM;
+        }
+    }
+    ZSTD_CCtx_reset(s->cctx, ZSTD_reset_session_and_parameters);
+    ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_compressionLevel, level);
+    ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_checksumFlag, 1);
+    ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_contentSizeFlag, 1);
+    if (grow(&s->shuf, &s->shuf_cap, nbytes ? nbytes : 1) < 0 ||
+        grow(&s->out, &s->out_cap, ZSTD_compressBound(nbytes)) < 0) {
+        snprintf(msg, msglen, "out of memory compressing %zu bytes", nbytes);
+        return TRC_ENOMEM;
+    }
+    trc__shuffle(s->shuf, raw, n, width);
+    size_t z = ZSTD_compress2(s->cctx, s->out, s->out_cap, s->shuf, nbytes);
+    if (ZSTD_isError(z)) {
+        snprintf(msg, msglen, "zstd compression failed: %s", ZSTD_getErrorName(z));
+        return TRC_EIO;
+    }
+    *blob = s->out;
+    *blob_len = z;
+    return 0;
+}
+
+void trc__codec_scratch_release(struct trc__codec_scratch *s)
+{
+    ZSTD_freeCCtx(s->cctx);
+    free(s->shuf);
+    free(s->out);
+    memset(s, 0, sizeof *s);
+}
+
+int trc__codec_decode(const void *blob, size_t blob_len, void *dst, size_t nbytes, size_t width,
+                      char *msg, size_t msglen)
+{
+    unsigned long long declared = ZSTD_getFrameContentSize(blob, blob_len);
+    if (declared == ZSTD_CONTENTSIZE_ERROR) {
+        snprintf(msg, msglen, "bad zstd frame: not a zstd frame header");
+        return TRC_ECORRUPT;
+    }
+    if (declared == ZSTD_CONTENTSIZE_UNKNOWN || declared != (unsigned long long)nbytes) {
+        snprintf(msg, msglen, "declared size %s%llu bytes does not fit the shape (%zu bytes)",
+                 declared == ZSTD_CONTENTSIZE_UNKNOWN ? "(unknown) " : "",
+                 declared == ZSTD_CONTENTSIZE_UNKNOWN ? 0ULL : declared, nbytes);
+        return TRC_ECORRUPT;
+    }
+    uint8_t *tmp = malloc(nbytes ? nbytes : 1);
+    if (!tmp) {
+        snprintf(msg, msglen, "out of memory decoding %zu bytes", nbytes);
+        return TRC_ENOMEM;
+    }
+    size_t r = ZSTD_decompress(tmp, nbytes, blob, blob_len);
+    if (ZSTD_isError(r) || r != nbytes) {
+        snprintf(msg, msglen, "bad zstd frame: %s",
+                 ZSTD_isError(r) ? ZSTD_getErrorName(r) : "decoded size differs from declared");
+        free(tmp);
+        return TRC_ECORRUPT;
+    }
+    trc__unshuffle(dst, tmp, nbytes / width, width);
+    free(tmp);
+    return 0;
+}
+
+void trc__now_iso(char buf[32])
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t k = strftime(buf, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf + k, 32 - k, ".%03ldZ", ts.tv_nsec / 1000000);
+}

@@ -1,0 +1,108 @@
+/*
+ * trc_int.h - internals shared by the tracer's files: the embedded schema, the tensor codec
+ * (byte shuffle + zstd), the lt64 content hash, element conversion and stats, and the verified
+ * tensor loader used by both the reader API and the SQL functions. Not installed; tests may
+ * include it. Depends on libc, sqlite3 and zstd only.
+ */
+#ifndef TRC_INT_H
+#define TRC_INT_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "trc.h"
+
+/* The DDL of schema/trace.sql as one NUL-terminated string (gen/schema_sql.c). */
+extern const char trc__schema_sql[];
+
+/* Largest raw tensor the writer stores and the reader decodes: untrusted traces cannot make us
+ * allocate more than this for one tensor. */
+#define TRC__MAX_TENSOR_BYTES ((int64_t)1 << 30)
+#define TRC__CODEC "shuffle-zstd"
+#define TRC__MSG_SIZE 512
+
+/* Element width in bytes of a dtype (0 for an invalid one), its name ("f32") and the reverse. */
+size_t trc__dtype_size(enum trc_dtype dt);
+const char *trc__dtype_name(enum trc_dtype dt);
+int trc__dtype_parse(const char *name, enum trc_dtype *out);
+
+/* lt64 content hash of n bytes (schema/trace.sql documents it byte by byte), and its text form:
+ * 16 lower-case hex digits + NUL into hex[17]. */
+uint64_t trc__hash(const void *data, size_t n);
+void trc__hash_hex(uint64_t h, char hex[17]);
+
+/* Byte shuffle of n elements of width w: dst[b*n + i] = src[i*w + b]; and its inverse. */
+void trc__shuffle(uint8_t *dst, const uint8_t *src, size_t n, size_t w);
+void trc__unshuffle(uint8_t *dst, const uint8_t *src, size_t n, size_t w);
+
+/* Converts n elements of dtype dt to f32 (i32 rounds to the nearest float). */
+void trc__to_f32(float *dst, const void *src, enum trc_dtype dt, size_t n);
+float trc__f16_to_f32(uint16_t h);
+float trc__bf16_to_f32(uint16_t h);
+
+struct trc__stats {
+    double min, max, mean, rms; /* over finite elements; NaN when there is none */
+    int64_t n_nan, n_inf;
+};
+/* Stats of n elements of dtype dt (schema/trace.sql: finite elements only, NaN/Inf counted). */
+void trc__stats(const void *src, enum trc_dtype dt, size_t n, struct trc__stats *out);
+
+/* Parses a JSON shape "[2,3]" into 1..4 non-negative dims; returns 0 or -1. Writes the
+ * canonical form of a shape into buf (returns buf). */
+int trc__shape_parse(const char *json, int *n_dims, int64_t shape[4]);
+char *trc__shape_json(char *buf, size_t cap, int n_dims, const int64_t *shape);
+
+/* A tensor read back from a trace: header columns always; raw (unshuffled, verified) data and
+ * known indices only when loaded with data. */
+struct trc__tensor {
+    int64_t id;
+    enum trc_dtype dtype;
+    int n_dims;
+    int64_t shape[4];
+    int64_t n_elems; /* product of shape */
+    int64_t n_stored; /* elements held: n_elems, or n_known for a partial tensor */
+    int64_t nbytes;   /* n_stored * width */
+    int64_t stored_bytes; /* size of the compressed blob, 0 when none */
+    char hash[17];
+    int has_data;
+    int partial;
+    struct trc__stats st;
+    void *raw;       /* nbytes bytes, malloc'd (loaded with data and has_data), else NULL */
+    int64_t *known;  /* n_stored indices, malloc'd (partial only), else NULL */
+};
+
+/* Loads tensor `id` of schema `schema` ("main" or an attached name; NULL = main) from db. With
+ * want_data, decompresses and verifies the data (schema/trace.sql lists the checks). Returns 0,
+ * TRC_ENOTFOUND, TRC_ECORRUPT, TRC_ENOMEM or TRC_ESQL with a message in msg ("tensor 12: ...").
+ * Release with trc__tensor_release (also after a failure). */
+int trc__tensor_load(sqlite3 *db, const char *schema, int64_t id, int want_data,
+                     struct trc__tensor *t, char *msg, size_t msglen);
+void trc__tensor_release(struct trc__tensor *t);
+
+/* Compresses n_stored elements (raw bytes) into a malloc'd blob: shuffle + zstd with checksum.
+ * Scratch buffers are the caller's to reuse (*scratch grown with realloc). Returns 0 or a code. */
+struct trc__codec_scratch {
+    void *cctx;      /* ZSTD_CCtx */
+    uint8_t *shuf;
+    size_t shuf_cap;
+    uint8_t *out;
+    size_t out_cap;
+};
+int trc__codec_encode(struct trc__codec_scratch *s, int level, const void *raw, size_t n,
+                      size_t width, const uint8_t **blob, size_t *blob_len, char *msg,
+                      size_t msglen);
+void trc__codec_scratch_release(struct trc__codec_scratch *s);
+
+/* Decodes a blob of the codec into dst (exactly nbytes). Verifies frame size and checksum. */
+int trc__codec_decode(const void *blob, size_t blob_len, void *dst, size_t nbytes, size_t width,
+                      char *msg, size_t msglen);
+
+/* Current UTC time as "YYYY-MM-DDTHH:MM:SS.mmmZ" into buf[32]. */
+void trc__now_iso(char buf[32]);
+
+/* Opens path read-only and defensively and checks it is a trace of a supported version; used
+ * by the reader and by trc_reader_attach. */
+int trc__check_trace(sqlite3 *db, const char *schema, const char *path, char *msg, size_t msglen);
+
+#endif

@@ -1,0 +1,182 @@
+/*
+ * trc_tload.c - reads one tensor row back from a trace, trusting nothing: every column is
+ * checked against the others (dtype, shape, element count, byte size, known indices) before any
+ * allocation, the zstd frame must declare exactly the size the shape implies, and the decoded
+ * bytes must hash to the stored lt64. Shared by the reader API and the SQL functions, so both
+ * reject a corrupt trace with the same message ("tensor 12: ...").
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trc_int.h"
+
+void trc__tensor_release(struct trc__tensor *t)
+{
+    free(t->raw);
+    free(t->known);
+    t->raw = NULL;
+    t->known = NULL;
+}
+
+static double col_real(sqlite3_stmt *st, int i)
+{
+    return sqlite3_column_type(st, i) == SQLITE_NULL ? (double)NAN : sqlite3_column_double(st, i);
+}
+
+static int bad(const char *tname, char *msg, size_t msglen, const char *what)
+{
+    snprintf(msg, msglen, "tensor %s: %s", tname, what);
+    return TRC_ECORRUPT;
+}
+
+/* The header columns 0..13: dtype, shape, n_elems, nbytes, hash, stats, partial, n_known. */
+static int load_header(sqlite3_stmt *st, struct trc__tensor *t, const char *tname, char *msg,
+                       size_t msglen)
+{
+    const char *dt = (const char *)sqlite3_column_text(st, 0);
+    const char *shape = (const char *)sqlite3_column_text(st, 1);
+    const char *hash = (const char *)sqlite3_column_text(st, 4);
+    if (!dt || trc__dtype_parse(dt, &t->dtype) < 0) {
+        return bad(tname, msg, msglen, "unknown dtype");
+    }
+    if (!shape || trc__shape_parse(shape, &t->n_dims, t->shape) < 0) {
+        return bad(tname, msg, msglen, "bad shape (want a JSON array of 1..4 sizes)");
+    }
+    int64_t n = 1;
+    for (int d = 0; d < t->n_dims; d++) {
+        if (t->shape[d] > 0 && n > TRC__MAX_TENSOR_BYTES / t->shape[d]) {
+            return bad(tname, msg, msglen, "shape too large");
+        }
+        n *= t->shape[d];
+    }
+    t->n_elems = n;
+    t->partial = sqlite3_column_int(st, 12) != 0;
+    t->n_stored = t->partial ? sqlite3_column_int64(st, 13) : n;
+    t->nbytes = sqlite3_column_int64(st, 3);
+    if (sqlite3_column_int64(st, 2) != n || t->n_stored < 0 || t->n_stored > n ||
+        t->nbytes != t->n_stored * (int64_t)trc__dtype_size(t->dtype)) {
+        return bad(tname, msg, msglen, "sizes do not fit the shape (n_elems, n_known, nbytes)");
+    }
+    if (!hash || strlen(hash) != 16 || strspn(hash, "0123456789abcdef") != 16) {
+        return bad(tname, msg, msglen, "bad hash (want 16 hex digits)");
+    }
+    memcpy(t->hash, hash, 17);
+    t->st.min = col_real(st, 6);
+    t->st.max = col_real(st, 7);
+    t->st.mean = col_real(st, 8);
+    t->st.rms = col_real(st, 9);
+    t->st.n_nan = sqlite3_column_int64(st, 10);
+    t->st.n_inf = sqlite3_column_int64(st, 11);
+    t->has_data = sqlite3_column_type(st, 15) != SQLITE_NULL;
+    t->stored_bytes = sqlite3_column_int64(st, 15);
+    return 0;
+}
+
+/* Known indices of a partial tensor (column 14): n_stored LE int64, increasing, in range. */
+static int load_known(sqlite3_stmt *st, struct trc__tensor *t, const char *tname, char *msg,
+                      size_t msglen)
+{
+    const uint8_t *b = sqlite3_column_blob(st, 14);
+    int64_t len = sqlite3_column_bytes(st, 14);
+    if (len != t->n_stored * 8 || (t->n_stored > 0 && !b)) {
+        return bad(tname, msg, msglen, "known-index blob does not hold n_known indices");
+    }
+    t->known = malloc((size_t)len + 8);
+    if (!t->known) {
+        snprintf(msg, msglen, "tensor %s: out of memory", tname);
+        return TRC_ENOMEM;
+    }
+    memcpy(t->known, b, (size_t)len);
+    for (int64_t i = 0; i < t->n_stored; i++) {
+        if (t->known[i] < 0 || t->known[i] >= t->n_elems ||
+            (i > 0 && t->known[i] <= t->known[i - 1])) {
+            return bad(tname, msg, msglen, "known indices are not increasing within the shape");
+        }
+    }
+    return 0;
+}
+
+/* Column 16 (the blob, selected only when data is wanted): decode and verify. */
+static int load_data(sqlite3_stmt *st, struct trc__tensor *t, const char *tname, char *msg,
+                     size_t msglen)
+{
+    const char *codec = (const char *)sqlite3_column_text(st, 5);
+    if (!codec || strcmp(codec, TRC__CODEC) != 0) {
+        return bad(tname, msg, msglen, "unknown codec (want 'shuffle-zstd')");
+    }
+    const void *blob = sqlite3_column_blob(st, 16);
+    size_t blen = (size_t)sqlite3_column_bytes(st, 16);
+    size_t width = trc__dtype_size(t->dtype);
+    t->raw = malloc(t->nbytes ? (size_t)t->nbytes : 1);
+    if (!t->raw) {
+        snprintf(msg, msglen, "tensor %s: out of memory for %lld bytes", tname,
+                 (long long)t->nbytes);
+        return TRC_ENOMEM;
+    }
+    char m[256];
+    int rc = trc__codec_decode(blob ? blob : "", blen, t->raw, (size_t)t->nbytes, width, m,
+                               sizeof m);
+    if (rc < 0) {
+        snprintf(msg, msglen, "tensor %s: %s", tname, m);
+        return rc;
+    }
+    char hex[17];
+    trc__hash_hex(trc__hash(t->raw, (size_t)t->nbytes), hex);
+    if (strcmp(hex, t->hash) != 0) {
+        snprintf(msg, msglen, "tensor %s: content hash mismatch (stored %s, data hashes to %s)",
+                 tname, t->hash, hex);
+        return TRC_ECORRUPT;
+    }
+    return 0;
+}
+
+int trc__tensor_load(sqlite3 *db, const char *schema, int64_t id, int want_data,
+                     struct trc__tensor *t, char *msg, size_t msglen)
+{
+    char sql[400];
+    char tname[96];
+    memset(t, 0, sizeof *t);
+    t->id = id;
+    schema = schema ? schema : "main";
+    if (!*schema || strlen(schema) > 64 ||
+        strspn(schema, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") !=
+            strlen(schema)) {
+        snprintf(msg, msglen, "bad schema name '%.64s' (letters, digits, '_')", schema);
+        return TRC_EINVAL;
+    }
+    snprintf(tname, sizeof tname, "%s%s%lld", strcmp(schema, "main") ? schema : "",
+             strcmp(schema, "main") ? "." : "", (long long)id);
+    snprintf(sql, sizeof sql,
+             "SELECT dtype, shape, n_elems, nbytes, hash, codec, min, max, mean, rms, n_nan, "
+             "n_inf, partial, n_known, known, length(data), CASE WHEN ?2 THEN data END "
+             "FROM \"%s\".tensors WHERE id = ?1",
+             schema);
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        snprintf(msg, msglen, "tensor %s: %s", tname, sqlite3_errmsg(db));
+        return TRC_ESQL;
+    }
+    sqlite3_bind_int64(st, 1, id);
+    sqlite3_bind_int(st, 2, want_data != 0);
+    int rc = sqlite3_step(st);
+    if (rc != SQLITE_ROW) {
+        if (rc == SQLITE_DONE) {
+            snprintf(msg, msglen, "tensor %s: no such tensor", tname);
+        } else {
+            snprintf(msg, msglen, "tensor %s: %s", tname, sqlite3_errmsg(db));
+        }
+        sqlite3_finalize(st);
+        return rc == SQLITE_DONE ? TRC_ENOTFOUND : TRC_ESQL;
+    }
+    rc = load_header(st, t, tname, msg, msglen);
+    if (rc == 0 && t->partial) {
+        rc = load_known(st, t, tname, msg, msglen);
+    }
+    if (rc == 0 && want_data && t->has_data) {
+        rc = load_data(st, t, tname, msg, msglen);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}

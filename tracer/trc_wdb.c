@@ -1,0 +1,537 @@
+/*
+ * trc_wdb.c - the writer's database side: creates the trace from the embedded schema, and turns
+ * each queued job into rows. Runs on the worker thread (or inline in synchronous mode); it is
+ * the only code that touches the writer's SQLite connection between open and close.
+ * Transactions: one is opened lazily by the first write; STEP_BEGIN commits what precedes the
+ * step (run metadata, tokens), STEP_END inserts the steps row and commits the whole step, so a
+ * kill at any moment leaves exactly the completed steps.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zstd.h>
+
+#include "build_info.h"
+#include "trc_writer_int.h"
+
+/* runs' columns settable by trc_run_set_*, with their type; '-' = written by the tracer. */
+static const struct {
+    const char *key;
+    char type;
+} run_cols[] = {
+    {"id", '-'},           {"source", '-'},       {"status", '-'},          {"started_at", '-'},
+    {"ended_at", '-'},     {"record_rules", '-'}, {"model_path", 'T'},      {"model_sha256", 'T'},
+    {"arch", 'T'},         {"n_layer", 'I'},      {"n_embd", 'I'},          {"n_head", 'I'},
+    {"n_head_kv", 'I'},    {"head_dim", 'I'},     {"n_rot", 'I'},           {"n_ff", 'I'},
+    {"n_vocab", 'I'},      {"n_ctx", 'I'},        {"rope_theta", 'R'},      {"rope_freq_scale", 'R'},
+    {"rope_mode", 'T'},    {"rms_eps", 'R'},      {"weight_type", 'T'},     {"kv_type", 'T'},
+    {"prompt", 'T'},       {"chat_template", 'T'}, {"rendered_prompt", 'T'}, {"temp", 'R'},
+    {"top_k", 'I'},        {"top_p", 'R'},        {"seed", 'I'},            {"n_threads", 'I'},
+    {"faults", 'T'},       {"build_version", 'T'}, {"build_commit", 'T'},   {"build_compiler", 'T'},
+    {"build_flags", 'T'},  {"simd", 'T'},
+};
+
+const char *trc__run_column(const char *key, char *type)
+{
+    for (size_t i = 0; i < sizeof run_cols / sizeof run_cols[0]; i++) {
+        if (strcmp(run_cols[i].key, key) == 0) {
+            *type = run_cols[i].type;
+            return run_cols[i].key;
+        }
+    }
+    return NULL;
+}
+
+static int sql_fail(trc_writer *w, const char *what, char *msg, size_t msglen)
+{
+    snprintf(msg, msglen, "%s: %s", what, w->db ? sqlite3_errmsg(w->db) : "no database");
+    return TRC_EIO;
+}
+
+static int exec(trc_writer *w, const char *sql, char *msg, size_t msglen)
+{
+    if (sqlite3_exec(w->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
+        return sql_fail(w, sql, msg, msglen);
+    }
+    return 0;
+}
+
+/* Runs a prepared statement to completion and resets it. */
+static int run(trc_writer *w, sqlite3_stmt *st, const char *what, char *msg, size_t msglen)
+{
+    int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sql_fail(w, what, msg, msglen);
+}
+
+static int begin_tx(trc_writer *w, char *msg, size_t msglen)
+{
+    if (w->in_tx) {
+        return 0;
+    }
+    int rc = exec(w, "BEGIN", msg, msglen);
+    w->in_tx = rc == 0;
+    return rc;
+}
+
+static int commit_tx(trc_writer *w, char *msg, size_t msglen)
+{
+    if (!w->in_tx) {
+        return 0;
+    }
+    w->in_tx = false;
+    if (sqlite3_exec(w->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        sql_fail(w, "cannot commit", msg, msglen);
+        sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL);
+        return TRC_EIO;
+    }
+    return 0;
+}
+
+static int wal_mode(void *arg, int n, char **val, char **col)
+{
+    (void)n;
+    (void)col;
+    *(int *)arg = val[0] && strcmp(val[0], "wal") == 0;
+    return 0;
+}
+
+static int write_meta(trc_writer *w, char *msg, size_t msglen)
+{
+    char now[32];
+    trc__now_iso(now);
+    const char *kv[][2] = {
+        {"tool", "lltrace"},           {"tool_version", LT_VERSION},
+        {"build_git", LT_GIT_DESCRIBE}, {"build_type", LT_BUILD_TYPE},
+        {"build_compiler", LT_COMPILER}, {"build_flags", LT_CFLAGS},
+        {"created_at", now},           {"zstd_version", ZSTD_versionString()},
+        {"sqlite_version", sqlite3_libversion()}, {"hash", "lt64"},
+    };
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(w->db, "INSERT INTO meta (key, value) VALUES (?1, ?2)", -1, &st,
+                           NULL) != SQLITE_OK) {
+        return sql_fail(w, "cannot write meta", msg, msglen);
+    }
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sizeof kv / sizeof kv[0]; i++) {
+        sqlite3_bind_text(st, 1, kv[i][0], -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, kv[i][1], -1, SQLITE_STATIC);
+        rc = run(w, st, "cannot write meta", msg, msglen);
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int prepare_all(trc_writer *w, char *msg, size_t msglen)
+{
+    struct {
+        sqlite3_stmt **st;
+        const char *sql;
+    } q[] = {
+        {&w->st_op, "INSERT INTO ops (id, run_id, step, seq, layer, kind, name, pos0, n_pos, "
+                    "params, elapsed_ns, level) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"},
+        {&w->st_tfind, "SELECT id, data IS NULL FROM tensors WHERE hash = ?1 AND dtype = ?2 AND "
+                       "shape = ?3 AND partial = 0"},
+        {&w->st_tins, "INSERT INTO tensors (dtype, shape, n_elems, nbytes, hash, codec, min, max, "
+                      "mean, rms, n_nan, n_inf, partial, n_known, known, data) VALUES "
+                      "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
+        {&w->st_tupd, "UPDATE tensors SET codec = ?1, data = ?2 WHERE id = ?3"},
+        {&w->st_optensor, "INSERT INTO op_tensors (op_id, role, tensor_id) VALUES (?,?,?)"},
+        {&w->st_opweight, "INSERT INTO op_weights (op_id, role, name) VALUES (?,?,?)"},
+        {&w->st_token, "INSERT OR REPLACE INTO tokens (run_id, idx, token_id, piece, is_prompt, "
+                       "is_bos, prob, logit) VALUES (?,?,?,?,?,?,?,?)"},
+        {&w->st_step, "INSERT INTO steps (run_id, step, pos0, n_tokens, elapsed_ns) VALUES "
+                      "(?,?,?,?,?)"},
+    };
+    for (size_t i = 0; i < sizeof q / sizeof q[0]; i++) {
+        if (sqlite3_prepare_v3(w->db, q[i].sql, -1, SQLITE_PREPARE_PERSISTENT, q[i].st, NULL) !=
+            SQLITE_OK) {
+            return sql_fail(w, "cannot prepare the writer's statements", msg, msglen);
+        }
+    }
+    return 0;
+}
+
+int trc__wdb_open(trc_writer *w, char *msg, size_t msglen)
+{
+    int is_wal = 0;
+    if (sqlite3_open_v2(w->path, &w->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        snprintf(msg, msglen, "%s: cannot open: %s", w->path,
+                 w->db ? sqlite3_errmsg(w->db) : "out of memory");
+        return TRC_EIO;
+    }
+    sqlite3_extended_result_codes(w->db, 1);
+    if (sqlite3_exec(w->db, "PRAGMA journal_mode=WAL", wal_mode, &is_wal, NULL) != SQLITE_OK ||
+        !is_wal) {
+        snprintf(msg, msglen, "%s: cannot switch to WAL mode: %s", w->path,
+                 sqlite3_errmsg(w->db));
+        return TRC_EIO;
+    }
+    char m[TRC__MSG_SIZE] = "";
+    int rc = exec(w, "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384; BEGIN", m, sizeof m);
+    if (rc == 0 && sqlite3_exec(w->db, trc__schema_sql, NULL, NULL, NULL) != SQLITE_OK) {
+        rc = sql_fail(w, "cannot create the schema", m, sizeof m);
+    }
+    if (rc == 0) {
+        rc = write_meta(w, m, sizeof m);
+    }
+    if (rc == 0) {
+        rc = exec(w, "COMMIT", m, sizeof m);
+    }
+    if (rc == 0) {
+        rc = prepare_all(w, m, sizeof m);
+    }
+    if (rc < 0) {
+        snprintf(msg, msglen, "%s: %s", w->path, m);
+    }
+    return rc;
+}
+
+int trc__wdb_close(trc_writer *w, char *msg, size_t msglen)
+{
+    int rc = 0;
+    if (!w->db) {
+        return 0;
+    }
+    if (w->in_tx) {
+        rc = commit_tx(w, msg, msglen);
+    }
+    sqlite3_stmt *all[] = {w->st_op,       w->st_tfind,    w->st_tins,  w->st_tupd,
+                           w->st_optensor, w->st_opweight, w->st_token, w->st_step};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
+        sqlite3_finalize(all[i]);
+    }
+    /* Leaving WAL checkpoints and removes the -wal file: the closed trace is one file. If it
+     * fails (disk full), the WAL stays and still holds every committed step. */
+    sqlite3_exec(w->db, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL);
+    if (sqlite3_close(w->db) != SQLITE_OK && rc == 0) {
+        snprintf(msg, msglen, "%s: cannot close the trace", w->path);
+        rc = TRC_EIO;
+    }
+    w->db = NULL;
+    return rc;
+}
+
+/* ---- jobs ---------------------------------------------------------------------------------- */
+
+static void bind_real_or_null(sqlite3_stmt *st, int i, double v)
+{
+    if (isnan(v)) {
+        sqlite3_bind_null(st, i);
+    } else {
+        sqlite3_bind_double(st, i, v);
+    }
+}
+
+static int run_begin(trc_writer *w, const struct trc__job *j, char *msg, size_t msglen)
+{
+    char now[32];
+    sqlite3_stmt *st = NULL;
+    trc__now_iso(now);
+    if (sqlite3_prepare_v2(w->db,
+                           "INSERT INTO runs (id, source, status, started_at, record_rules) "
+                           "VALUES (?1, ?2, 'running', ?3, ?4)",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return sql_fail(w, "cannot begin the run", msg, msglen);
+    }
+    sqlite3_bind_int64(st, 1, j->i[0]);
+    sqlite3_bind_text(st, 2, j->s[0], -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, now, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, j->s[1], -1, SQLITE_STATIC);
+    int rc = run(w, st, "cannot begin the run", msg, msglen);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* RUN_SET, RULES and RUN_END: one UPDATE (or an INSERT into run_params). */
+static int run_update(trc_writer *w, const struct trc__job *j, char *msg, size_t msglen)
+{
+    char sql[160];
+    char now[32];
+    trc__now_iso(now);
+    if (j->kind == TRC__JOB_RUN_END) {
+        snprintf(sql, sizeof sql, "UPDATE runs SET status = ?1, ended_at = ?2 WHERE id = ?3");
+    } else if (j->kind == TRC__JOB_RULES) {
+        snprintf(sql, sizeof sql, "UPDATE runs SET record_rules = ?1 WHERE id = ?3");
+    } else if (j->s[1]) { /* a known column: its name comes from run_cols, never from input */
+        snprintf(sql, sizeof sql, "UPDATE runs SET %s = ?1 WHERE id = ?3", j->s[1]);
+    } else {
+        snprintf(sql, sizeof sql,
+                 "INSERT OR REPLACE INTO run_params (run_id, key, value) VALUES (?3, ?2, ?1)");
+    }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(w->db, sql, -1, &st, NULL) != SQLITE_OK) {
+        return sql_fail(w, "cannot update the run", msg, msglen);
+    }
+    if (j->kind != TRC__JOB_RUN_SET || j->vtype == 0) {
+        sqlite3_bind_text(st, 1, j->kind == TRC__JOB_RUN_SET ? j->s[2] : j->s[0], -1,
+                          SQLITE_STATIC);
+    } else if (j->vtype == 1) {
+        sqlite3_bind_int64(st, 1, j->i[1]);
+    } else {
+        bind_real_or_null(st, 1, j->f);
+    }
+    if (j->kind == TRC__JOB_RUN_END) {
+        sqlite3_bind_text(st, 2, now, -1, SQLITE_STATIC);
+    } else if (j->kind == TRC__JOB_RUN_SET && !j->s[1]) {
+        sqlite3_bind_text(st, 2, j->s[0], -1, SQLITE_STATIC);
+    }
+    sqlite3_bind_int64(st, 3, j->i[0]);
+    int rc = run(w, st, "cannot update the run", msg, msglen);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static int token_insert(trc_writer *w, const struct trc__job *j, char *msg, size_t msglen)
+{
+    sqlite3_stmt *st = w->st_token;
+    sqlite3_bind_int64(st, 1, j->i[0]);
+    sqlite3_bind_int64(st, 2, j->i[1]);
+    sqlite3_bind_int64(st, 3, j->i[2]);
+    sqlite3_bind_text(st, 4, j->s[0], -1, SQLITE_STATIC);
+    sqlite3_bind_int(st, 5, j->i[3] != 0);
+    sqlite3_bind_int(st, 6, j->i[4] != 0);
+    if (!j->i[3]) {
+        bind_real_or_null(st, 7, j->f);
+        bind_real_or_null(st, 8, j->g);
+    }
+    return run(w, st, "cannot write a token", msg, msglen);
+}
+
+static int step_insert(trc_writer *w, const struct trc__job *j, char *msg, size_t msglen)
+{
+    sqlite3_stmt *st = w->st_step;
+    for (int k = 0; k < 4; k++) {
+        sqlite3_bind_int64(st, k + 1, j->i[k]);
+    }
+    if (j->i[4] >= 0) {
+        sqlite3_bind_int64(st, 5, j->i[4]);
+    }
+    return run(w, st, "cannot write the step", msg, msglen);
+}
+
+static int op_insert(trc_writer *w, const struct trc__jop *op, char *msg, size_t msglen);
+
+static int dispatch(trc_writer *w, const struct trc__job *job, char *msg, size_t msglen)
+{
+    int rc = 0;
+    switch (job->kind) {
+    case TRC__JOB_STEP_BEGIN:
+    case TRC__JOB_SYNC:
+        return commit_tx(w, msg, msglen);
+    case TRC__JOB_STEP_ABORT:
+        if (w->in_tx) {
+            w->in_tx = false;
+            return exec(w, "ROLLBACK", msg, msglen);
+        }
+        return 0;
+    default:
+        break;
+    }
+    rc = begin_tx(w, msg, msglen);
+    if (rc < 0) {
+        return rc;
+    }
+    switch (job->kind) {
+    case TRC__JOB_RUN_BEGIN:
+        return run_begin(w, job, msg, msglen);
+    case TRC__JOB_RUN_SET:
+    case TRC__JOB_RULES:
+        return run_update(w, job, msg, msglen);
+    case TRC__JOB_RUN_END:
+        rc = run_update(w, job, msg, msglen);
+        return rc < 0 ? rc : commit_tx(w, msg, msglen);
+    case TRC__JOB_TOKEN:
+        return token_insert(w, job, msg, msglen);
+    case TRC__JOB_STEP_END: {
+        char m[TRC__MSG_SIZE - 160];
+        rc = step_insert(w, job, m, sizeof m);
+        rc = rc < 0 ? rc : commit_tx(w, m, sizeof m);
+        if (rc < 0) {
+            snprintf(msg, msglen, "step %lld: %s", (long long)job->i[1], m);
+        }
+        return rc;
+    }
+    case TRC__JOB_OP:
+        return op_insert(w, job->op, msg, msglen);
+    default:
+        return 0;
+    }
+}
+
+int trc__wdb_job(trc_writer *w, const struct trc__job *job, char *msg, size_t msglen)
+{
+    int rc = dispatch(w, job, msg, msglen);
+    if (rc < 0 && w->in_tx) { /* the step in progress is lost; committed steps stay */
+        w->in_tx = false;
+        sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL);
+    }
+    return rc;
+}
+
+/* ---- ops and tensors ----------------------------------------------------------------------- */
+
+static void count(trc_writer *w, int64_t raw, int64_t stored, bool dedup)
+{
+    pthread_mutex_lock(&w->mu);
+    w->st.n_tensors++;
+    w->st.n_dedup += dedup;
+    w->st.raw_bytes += raw;
+    w->st.stored_bytes += stored;
+    pthread_mutex_unlock(&w->mu);
+}
+
+/* Finds an identical full tensor: 1 found (*has_blob says whether it holds data), 0 not. */
+static int tensor_find(trc_writer *w, const char *hex, const char *dt, const char *shape,
+                       int64_t *id, int *has_blob, char *msg, size_t msglen)
+{
+    sqlite3_stmt *st = w->st_tfind;
+    sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, dt, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, shape, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st);
+    int found = rc == SQLITE_ROW;
+    if (found) {
+        *id = sqlite3_column_int64(st, 0);
+        *has_blob = sqlite3_column_int(st, 1) == 0;
+    }
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        return sql_fail(w, "cannot look up a tensor", msg, msglen);
+    }
+    return found;
+}
+
+static int tensor_insert(trc_writer *w, const struct trc__jtensor *t, const char *hex,
+                         const char *shape, const uint8_t *blob, size_t blob_len, int64_t *id,
+                         char *msg, size_t msglen)
+{
+    size_t width = trc__dtype_size(t->dtype);
+    struct trc__stats s;
+    trc__stats(t->data, t->dtype, (size_t)t->n_stored, &s);
+    sqlite3_stmt *st = w->st_tins;
+    sqlite3_bind_text(st, 1, trc__dtype_name(t->dtype), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, shape, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, t->n_elems);
+    sqlite3_bind_int64(st, 4, t->n_stored * (int64_t)width);
+    sqlite3_bind_text(st, 5, hex, -1, SQLITE_STATIC);
+    if (blob) {
+        sqlite3_bind_text(st, 6, TRC__CODEC, -1, SQLITE_STATIC);
+        sqlite3_bind_blob64(st, 16, blob, blob_len, SQLITE_STATIC);
+    }
+    bind_real_or_null(st, 7, s.min);
+    bind_real_or_null(st, 8, s.max);
+    bind_real_or_null(st, 9, s.mean);
+    bind_real_or_null(st, 10, s.rms);
+    sqlite3_bind_int64(st, 11, s.n_nan);
+    sqlite3_bind_int64(st, 12, s.n_inf);
+    sqlite3_bind_int(st, 13, t->known != NULL);
+    if (t->known) {
+        sqlite3_bind_int64(st, 14, t->n_stored);
+        /* little-endian int64 on the (little-endian) platforms we build for */
+        sqlite3_bind_blob64(st, 15, t->known, (sqlite3_uint64)t->n_stored * 8, SQLITE_STATIC);
+    }
+    int rc = run(w, st, "cannot write a tensor", msg, msglen);
+    *id = sqlite3_last_insert_rowid(w->db);
+    return rc;
+}
+
+/* Stores one tensor (deduplicated unless partial) and returns its id. */
+static int tensor_store(trc_writer *w, enum trc_level level, const struct trc__jtensor *t,
+                        int64_t *id, char *msg, size_t msglen)
+{
+    size_t width = trc__dtype_size(t->dtype);
+    size_t nbytes = (size_t)t->n_stored * width;
+    char hex[17];
+    char shape[96];
+    trc__hash_hex(trc__hash(t->data, nbytes), hex);
+    trc__shape_json(shape, sizeof shape, t->n_dims, t->shape);
+    int has_blob = 0;
+    int found = 0;
+    if (!t->known) {
+        found = tensor_find(w, hex, trc__dtype_name(t->dtype), shape, id, &has_blob, msg, msglen);
+        if (found < 0) {
+            return found;
+        }
+    }
+    bool want_blob = level == TRC_LEVEL_FULL && !(found && has_blob);
+    const uint8_t *blob = NULL;
+    size_t blob_len = 0;
+    if (want_blob) {
+        int rc = trc__codec_encode(&w->cs, w->zstd_level, t->data, (size_t)t->n_stored, width,
+                                   &blob, &blob_len, msg, msglen);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    count(w, level == TRC_LEVEL_FULL ? (int64_t)nbytes : 0, (int64_t)blob_len, found);
+    if (!found) {
+        return tensor_insert(w, t, hex, shape, blob, blob_len, id, msg, msglen);
+    }
+    if (!want_blob) {
+        return 0;
+    }
+    sqlite3_stmt *st = w->st_tupd; /* upgrade a stats-only row to full */
+    sqlite3_bind_text(st, 1, TRC__CODEC, -1, SQLITE_STATIC);
+    sqlite3_bind_blob64(st, 2, blob, blob_len, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 3, *id);
+    return run(w, st, "cannot write a tensor", msg, msglen);
+}
+
+static int op_row(trc_writer *w, const struct trc__jop *op, char *msg, size_t msglen)
+{
+    sqlite3_stmt *st = w->st_op;
+    sqlite3_bind_int64(st, 1, op->id);
+    sqlite3_bind_int64(st, 2, op->run_id);
+    sqlite3_bind_int64(st, 3, op->step);
+    sqlite3_bind_int64(st, 4, op->seq);
+    if (op->layer >= 0) {
+        sqlite3_bind_int64(st, 5, op->layer);
+    }
+    sqlite3_bind_text(st, 6, op->kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 7, op->name, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 8, op->pos0);
+    sqlite3_bind_int64(st, 9, op->n_pos);
+    if (op->params) {
+        sqlite3_bind_text(st, 10, op->params, -1, SQLITE_STATIC);
+    }
+    if (op->elapsed_ns >= 0) {
+        sqlite3_bind_int64(st, 11, op->elapsed_ns);
+    }
+    sqlite3_bind_text(st, 12, op->level == TRC_LEVEL_FULL ? "full" : "stats", -1, SQLITE_STATIC);
+    return run(w, st, "cannot write an op", msg, msglen);
+}
+
+static int op_insert(trc_writer *w, const struct trc__jop *op, char *msg, size_t msglen)
+{
+    char m[TRC__MSG_SIZE];
+    int rc = op_row(w, op, m, sizeof m);
+    for (int k = 0; rc == 0 && k < op->n_tensors; k++) {
+        int64_t tid = 0;
+        rc = tensor_store(w, op->level, &op->t[k], &tid, m, sizeof m);
+        if (rc == 0) {
+            sqlite3_bind_int64(w->st_optensor, 1, op->id);
+            sqlite3_bind_text(w->st_optensor, 2, op->t[k].role, -1, SQLITE_STATIC);
+            sqlite3_bind_int64(w->st_optensor, 3, tid);
+            rc = run(w, w->st_optensor, "cannot write an op tensor", m, sizeof m);
+        }
+    }
+    for (int k = 0; rc == 0 && k < op->n_weights; k++) {
+        sqlite3_bind_int64(w->st_opweight, 1, op->id);
+        sqlite3_bind_text(w->st_opweight, 2, op->wrole[k], -1, SQLITE_STATIC);
+        sqlite3_bind_text(w->st_opweight, 3, op->wname[k], -1, SQLITE_STATIC);
+        rc = run(w, w->st_opweight, "cannot write an op weight", m, sizeof m);
+    }
+    if (rc < 0) {
+        snprintf(msg, msglen, "op '%s' (step %lld): %s", op->name, (long long)op->step, m);
+        return rc;
+    }
+    pthread_mutex_lock(&w->mu);
+    w->st.n_ops++;
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}

@@ -1,0 +1,854 @@
+/*
+ * trc_writer.c - the recording side of trc.h, as the engine sees it: argument checks, recording
+ * rules, copying tensors into self-contained jobs, and a bounded FIFO drained by one worker
+ * thread that hashes, computes stats, compresses and writes (trc_wdb.c). The engine's thread
+ * only copies: one malloc + memcpy per op. The queue holds at most queue_mb of tensor bytes, so
+ * memory stays bounded whatever the engine's pace; trc_step_end waits for the step's commit.
+ * A worker error is sticky: every later call returns it, and committed steps stay valid.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "trc_writer_int.h"
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+__attribute__((format(printf, 3, 4))) static int fail(trc_writer *w, int code, const char *fmt,
+                                                      ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(w->msg, sizeof w->msg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+const char *trc_writer_errmsg(const trc_writer *w)
+{
+    return w ? w->msg : "no writer";
+}
+
+/* ---- the queue ----------------------------------------------------------------------------- */
+
+static void job_process(trc_writer *w, struct trc__job *job)
+{
+    char msg[TRC__MSG_SIZE - 128];
+    int64_t t0 = now_ns();
+    int rc = 0;
+    pthread_mutex_lock(&w->mu);
+    bool skip = w->werr != 0;
+    pthread_mutex_unlock(&w->mu);
+    if (!skip) {
+        rc = trc__wdb_job(w, job, msg, sizeof msg);
+    }
+    pthread_mutex_lock(&w->mu);
+    if (rc < 0 && w->werr == 0) {
+        w->werr = rc;
+        snprintf(w->wmsg, sizeof w->wmsg, "%s: %s", w->path, msg);
+    }
+    w->st.worker_ns += now_ns() - t0;
+    w->queued_bytes -= job->bytes;
+    w->done = job->seqno;
+    pthread_cond_broadcast(&w->cv_done);
+    pthread_cond_broadcast(&w->cv_space);
+    pthread_mutex_unlock(&w->mu);
+    free(job);
+}
+
+static void *worker_main(void *arg)
+{
+    trc_writer *w = arg;
+    pthread_mutex_lock(&w->mu);
+    for (;;) {
+        while (!w->head && !w->stop) {
+            pthread_cond_wait(&w->cv_work, &w->mu);
+        }
+        if (!w->head) {
+            break; /* stop requested and the queue is drained */
+        }
+        struct trc__job *job = w->head;
+        w->head = job->next;
+        if (!w->head) {
+            w->tail = NULL;
+        }
+        pthread_mutex_unlock(&w->mu);
+        job_process(w, job);
+        pthread_mutex_lock(&w->mu);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* Hands a job (malloc'd, owned by the queue from now on) to the worker; waits for room first.
+ * Returns the job's sequence number. */
+static uint64_t submit(trc_writer *w, struct trc__job *job)
+{
+    int64_t t0 = now_ns();
+    pthread_mutex_lock(&w->mu);
+    job->seqno = ++w->submitted;
+    if (!w->has_thread) {
+        w->queued_bytes += job->bytes;
+        pthread_mutex_unlock(&w->mu);
+        job_process(w, job);
+        return w->submitted;
+    }
+    while (w->queued_bytes > 0 && w->queued_bytes + job->bytes > w->cap_bytes) {
+        pthread_cond_wait(&w->cv_space, &w->mu);
+    }
+    w->queued_bytes += job->bytes;
+    job->next = NULL;
+    if (w->tail) {
+        w->tail->next = job;
+    } else {
+        w->head = job;
+    }
+    w->tail = job;
+    w->st.wait_ns += now_ns() - t0;
+    pthread_cond_signal(&w->cv_work);
+    uint64_t seqno = job->seqno;
+    pthread_mutex_unlock(&w->mu);
+    return seqno;
+}
+
+/* Waits until job seqno is processed; returns the sticky worker error (copied to w->msg). */
+static int wait_done(trc_writer *w, uint64_t seqno)
+{
+    int64_t t0 = now_ns();
+    pthread_mutex_lock(&w->mu);
+    while (w->done < seqno) {
+        pthread_cond_wait(&w->cv_done, &w->mu);
+    }
+    w->st.wait_ns += now_ns() - t0;
+    int rc = w->werr;
+    if (rc < 0) {
+        snprintf(w->msg, sizeof w->msg, "%s", w->wmsg);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+/* The sticky error without waiting. */
+static int sticky(trc_writer *w)
+{
+    pthread_mutex_lock(&w->mu);
+    int rc = w->werr;
+    if (rc < 0) {
+        snprintf(w->msg, sizeof w->msg, "%s", w->wmsg);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+/* A job with room for `extra` bytes of strings after it; strings are copied with put_str. */
+static struct trc__job *job_new(trc_writer *w, enum trc__job_kind kind, size_t extra)
+{
+    struct trc__job *job = calloc(1, sizeof *job + extra);
+    if (job) {
+        job->kind = kind;
+        job->i[0] = w->run_id;
+    }
+    return job;
+}
+
+static const char *put_str(char **cursor, const char *s)
+{
+    if (!s) {
+        return NULL;
+    }
+    size_t n = strlen(s) + 1;
+    char *dst = *cursor;
+    memcpy(dst, s, n);
+    *cursor += n;
+    return dst;
+}
+
+static size_t slen(const char *s)
+{
+    return s ? strlen(s) + 1 : 0;
+}
+
+/* ---- open / close -------------------------------------------------------------------------- */
+
+/* Creates the file exclusively and takes the writer lock (flock on the trace file itself, which
+ * is independent of SQLite's fcntl locks). An existing file is refused unless overwrite, and is
+ * never replaced while another writer holds it. */
+static int create_locked(const char *path, bool overwrite, int *fd_out, char *msg, size_t msglen)
+{
+    struct stat sb;
+    if (stat(path, &sb) == 0) {
+        if (!overwrite) {
+            snprintf(msg, msglen, "%s: file exists; refusing to overwrite it", path);
+            return TRC_EEXIST;
+        }
+        if (!S_ISREG(sb.st_mode)) {
+            snprintf(msg, msglen, "%s: not a regular file; refusing to overwrite it", path);
+            return TRC_EEXIST;
+        }
+        int ofd = open(path, O_RDONLY | O_CLOEXEC);
+        if (ofd >= 0 && flock(ofd, LOCK_EX | LOCK_NB) < 0 && errno == EWOULDBLOCK) {
+            close(ofd);
+            snprintf(msg, msglen, "%s: trace is open for writing by another writer", path);
+            return TRC_EBUSY;
+        }
+        if (ofd >= 0) {
+            close(ofd);
+        }
+        static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
+        for (int i = 0; i < 4; i++) {
+            char p[4096];
+            snprintf(p, sizeof p, "%s%s", path, sfx[i]);
+            if (unlink(p) < 0 && errno != ENOENT) {
+                snprintf(msg, msglen, "%s: cannot remove the old trace: %s", p, strerror(errno));
+                return TRC_EIO;
+            }
+        }
+    }
+    int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        snprintf(msg, msglen, "%s: cannot create the trace: %s", path, strerror(errno));
+        return errno == EEXIST ? TRC_EBUSY : TRC_EIO;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        snprintf(msg, msglen, "%s: trace is open for writing by another writer", path);
+        close(fd);
+        return TRC_EBUSY;
+    }
+    *fd_out = fd;
+    return 0;
+}
+
+static void writer_free(trc_writer *w)
+{
+    for (int i = 0; i < w->n_rules; i++) {
+        free(w->rules[i]);
+    }
+    free(w->rules);
+    trc__codec_scratch_release(&w->cs);
+    pthread_mutex_destroy(&w->mu);
+    pthread_cond_destroy(&w->cv_work);
+    pthread_cond_destroy(&w->cv_space);
+    pthread_cond_destroy(&w->cv_done);
+    if (w->lock_fd >= 0) {
+        close(w->lock_fd); /* after sqlite3_close: closing an fd drops the process' fcntl locks */
+    }
+    free(w->path);
+    free(w);
+}
+
+int trc_writer_open(const char *path, const struct trc_writer_opts *opts, trc_writer **out,
+                    char *errbuf, size_t errlen)
+{
+    char msg[TRC__MSG_SIZE] = "";
+    *out = NULL;
+    if (!path || !*path) {
+        snprintf(errbuf ? errbuf : msg, errbuf ? errlen : sizeof msg, "empty trace path");
+        return TRC_EINVAL;
+    }
+    trc_writer *w = calloc(1, sizeof *w);
+    if (!w || !(w->path = strdup(path))) {
+        free(w);
+        snprintf(errbuf ? errbuf : msg, errbuf ? errlen : sizeof msg, "out of memory");
+        return TRC_ENOMEM;
+    }
+    w->lock_fd = -1;
+    pthread_mutex_init(&w->mu, NULL);
+    pthread_cond_init(&w->cv_work, NULL);
+    pthread_cond_init(&w->cv_space, NULL);
+    pthread_cond_init(&w->cv_done, NULL);
+    int qmb = opts && opts->queue_mb > 0 ? opts->queue_mb : 256;
+    w->cap_bytes = (size_t)qmb << 20;
+    w->zstd_level = opts && opts->zstd_level != 0 ? opts->zstd_level : 3;
+    w->last_step = -1;
+    int rc = create_locked(path, opts && opts->overwrite, &w->lock_fd, msg, sizeof msg);
+    if (rc == 0) {
+        rc = trc__wdb_open(w, msg, sizeof msg);
+    }
+    if (rc == 0 && !(opts && opts->synchronous)) {
+        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+            snprintf(msg, sizeof msg, "%s: cannot start the writer thread", path);
+            rc = TRC_ENOMEM;
+        } else {
+            w->has_thread = true;
+        }
+    }
+    if (rc < 0) {
+        char m2[TRC__MSG_SIZE];
+        trc__wdb_close(w, m2, sizeof m2);
+        if (errbuf && errlen) {
+            snprintf(errbuf, errlen, "%s", msg);
+        }
+        writer_free(w);
+        return rc;
+    }
+    *out = w;
+    return 0;
+}
+
+int trc_writer_close(trc_writer *w)
+{
+    if (!w) {
+        return 0;
+    }
+    int rc = sticky(w);
+    if (w->in_step) {
+        submit(w, job_new(w, TRC__JOB_STEP_ABORT, 0)); /* an incomplete step is not kept */
+        w->in_step = false;
+        if (rc == 0 && w->run_id) {
+            trc_run_end(w, "error");
+        }
+    }
+    if (w->run_id) {
+        trc_run_end(w, "complete");
+    }
+    struct trc__job *sync = job_new(w, TRC__JOB_SYNC, 0);
+    if (sync) {
+        wait_done(w, submit(w, sync));
+    }
+    if (w->has_thread) {
+        pthread_mutex_lock(&w->mu);
+        w->stop = true;
+        pthread_cond_signal(&w->cv_work);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->thread, NULL);
+    }
+    char msg[TRC__MSG_SIZE];
+    int crc = trc__wdb_close(w, msg, sizeof msg);
+    if (rc == 0) {
+        rc = sticky(w);
+    }
+    if (rc == 0 && crc < 0) {
+        rc = crc;
+    }
+    writer_free(w);
+    return rc;
+}
+
+int trc_writer_get_stats(trc_writer *w, struct trc_writer_stats *out)
+{
+    if (!w || !out) {
+        return TRC_EINVAL;
+    }
+    pthread_mutex_lock(&w->mu);
+    *out = w->st;
+    pthread_mutex_unlock(&w->mu);
+    return 0;
+}
+
+/* ---- rules --------------------------------------------------------------------------------- */
+
+/* A rule is kept as its text; "LEVEL" or "LEVEL:PATTERN". */
+static int rule_level(const char *rule, enum trc_level *lvl, const char **pat)
+{
+    static const char *const names[] = {"none", "stats", "full"};
+    const char *colon = strchr(rule, ':');
+    size_t n = colon ? (size_t)(colon - rule) : strlen(rule);
+    for (int i = 0; i < 3; i++) {
+        if (strlen(names[i]) == n && strncmp(rule, names[i], n) == 0) {
+            *lvl = (enum trc_level)i;
+            *pat = colon ? colon + 1 : NULL;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Parses "step>8", "step>=8", "step<4", "step<=4", "step=0": 1 if a step condition. */
+static int step_cond(const char *pat, char *op, long long *val)
+{
+    if (strncmp(pat, "step", 4) != 0) {
+        return 0;
+    }
+    const char *p = pat + 4;
+    op[0] = *p == '<' || *p == '>' || *p == '=' ? *p++ : '\0';
+    op[1] = *p == '=' && op[0] != '=' ? *p++ : '\0';
+    char *end;
+    errno = 0;
+    *val = strtoll(p, &end, 10);
+    if (!op[0] || end == p || *end || errno) {
+        return -1;
+    }
+    return 1;
+}
+
+static bool rule_matches(const char *pat, const char *name, int64_t step)
+{
+    char op[2];
+    long long v;
+    if (!pat) {
+        return true;
+    }
+    if (step_cond(pat, op, &v) == 1) {
+        if (op[0] == '=') {
+            return step == v;
+        }
+        if (op[0] == '<') {
+            return op[1] ? step <= v : step < v;
+        }
+        return op[1] ? step >= v : step > v;
+    }
+    return fnmatch(pat, name, 0) == 0;
+}
+
+/* The rules as a JSON array of strings (malloc'd). Rules contain no quote or backslash. */
+static char *rules_json(const trc_writer *w)
+{
+    size_t n = 3;
+    for (int i = 0; i < w->n_rules; i++) {
+        n += strlen(w->rules[i]) + 3;
+    }
+    char *s = malloc(n);
+    if (!s) {
+        return NULL;
+    }
+    size_t k = (size_t)snprintf(s, n, "[");
+    for (int i = 0; i < w->n_rules; i++) {
+        k += (size_t)snprintf(s + k, n - k, "%s\"%s\"", i ? "," : "", w->rules[i]);
+    }
+    snprintf(s + k, n - k, "]");
+    return s;
+}
+
+int trc_writer_add_rule(trc_writer *w, const char *rule)
+{
+    enum trc_level lvl;
+    const char *pat;
+    char op[2];
+    long long v;
+    if (!rule || rule_level(rule, &lvl, &pat) < 0) {
+        return fail(w, TRC_EINVAL, "bad recording rule '%s': level must be none, stats or full",
+                    rule ? rule : "(null)");
+    }
+    if (pat && (!*pat || step_cond(pat, op, &v) < 0 || strpbrk(pat, "\"\\"))) {
+        return fail(w, TRC_EINVAL,
+                    "bad recording rule '%s': pattern must be a name glob or step<N, step<=N, "
+                    "step=N, step>=N, step>N",
+                    rule);
+    }
+    char **r = realloc(w->rules, (size_t)(w->n_rules + 1) * sizeof *r);
+    if (!r) {
+        return fail(w, TRC_ENOMEM, "out of memory");
+    }
+    w->rules = r;
+    if (!(w->rules[w->n_rules] = strdup(rule))) {
+        return fail(w, TRC_ENOMEM, "out of memory");
+    }
+    w->n_rules++;
+    if (w->run_id) { /* keep runs.record_rules up to date */
+        char *js = rules_json(w);
+        struct trc__job *job = js ? job_new(w, TRC__JOB_RULES, strlen(js) + 1) : NULL;
+        if (!job) {
+            free(js);
+            return fail(w, TRC_ENOMEM, "out of memory");
+        }
+        char *cur = (char *)(job + 1);
+        job->s[0] = put_str(&cur, js);
+        free(js);
+        submit(w, job);
+    }
+    return 0;
+}
+
+enum trc_level trc_writer_level(trc_writer *w, const char *name, int64_t step)
+{
+    for (int i = w->n_rules - 1; i >= 0; i--) {
+        enum trc_level lvl;
+        const char *pat;
+        rule_level(w->rules[i], &lvl, &pat);
+        if (rule_matches(pat, name ? name : "", step)) {
+            return lvl;
+        }
+    }
+    return TRC_LEVEL_FULL;
+}
+
+/* ---- runs, tokens, steps ------------------------------------------------------------------- */
+
+int trc_run_begin(trc_writer *w, const char *source, int64_t *run_id)
+{
+    int rc = sticky(w);
+    if (rc < 0) {
+        return rc;
+    }
+    if (w->run_id) {
+        return fail(w, TRC_EINVAL, "%s: run %lld is still open; end it first", w->path,
+                    (long long)w->run_id);
+    }
+    char *js = rules_json(w);
+    const char *src = source && *source ? source : "unknown";
+    struct trc__job *job = js ? job_new(w, TRC__JOB_RUN_BEGIN, slen(src) + slen(js)) : NULL;
+    if (!job) {
+        free(js);
+        return fail(w, TRC_ENOMEM, "out of memory");
+    }
+    w->run_id = ++w->n_runs;
+    job->i[0] = w->run_id;
+    char *cur = (char *)(job + 1);
+    job->s[0] = put_str(&cur, src);
+    job->s[1] = put_str(&cur, js);
+    free(js);
+    w->any_step = false;
+    w->last_step = -1;
+    submit(w, job);
+    if (run_id) {
+        *run_id = w->run_id;
+    }
+    return 0;
+}
+
+/* Common part of trc_run_set_*: checks the key against runs' typed columns. */
+static int run_set(trc_writer *w, const char *key, int vtype, const char *s, int64_t i, double f)
+{
+    static const char want[] = {'T', 'I', 'R'};
+    static const char *const fn[] = {"trc_run_set_str", "trc_run_set_i64", "trc_run_set_f64"};
+    int rc = sticky(w);
+    if (rc < 0) {
+        return rc;
+    }
+    if (!w->run_id) {
+        return fail(w, TRC_EINVAL, "%s: no open run (call trc_run_begin first)", w->path);
+    }
+    if (!key || !*key || (vtype == 0 && !s)) {
+        return fail(w, TRC_EINVAL, "%s: run setting needs a key and a value", w->path);
+    }
+    char type = 0;
+    const char *col = trc__run_column(key, &type);
+    if (col && type == '-') {
+        return fail(w, TRC_EINVAL, "%s: run key '%s' is written by the tracer itself", w->path,
+                    key);
+    }
+    if (col && type != want[vtype] && !(type == 'R' && vtype == 1)) {
+        int k = type == 'T' ? 0 : type == 'I' ? 1 : 2;
+        return fail(w, TRC_EINVAL, "%s: run key '%s' has type %s; use %s", w->path, key,
+                    type == 'T' ? "text" : type == 'I' ? "integer" : "real", fn[k]);
+    }
+    struct trc__job *job = job_new(w, TRC__JOB_RUN_SET, slen(key) + slen(s));
+    if (!job) {
+        return fail(w, TRC_ENOMEM, "out of memory");
+    }
+    char *cur = (char *)(job + 1);
+    job->s[0] = put_str(&cur, key);
+    job->s[1] = col;
+    job->s[2] = put_str(&cur, s);
+    job->vtype = vtype;
+    job->i[1] = i;
+    job->f = f;
+    submit(w, job);
+    return 0;
+}
+
+int trc_run_set_str(trc_writer *w, const char *key, const char *value)
+{
+    return run_set(w, key, 0, value, 0, 0.0);
+}
+
+int trc_run_set_i64(trc_writer *w, const char *key, int64_t value)
+{
+    return run_set(w, key, 1, NULL, value, (double)value);
+}
+
+int trc_run_set_f64(trc_writer *w, const char *key, double value)
+{
+    return run_set(w, key, 2, NULL, 0, value);
+}
+
+int trc_run_end(trc_writer *w, const char *status)
+{
+    int rc = sticky(w);
+    if (rc < 0) {
+        return rc;
+    }
+    if (!w->run_id) {
+        return fail(w, TRC_EINVAL, "%s: no open run to end", w->path);
+    }
+    if (w->in_step) {
+        return fail(w, TRC_EINVAL, "%s: step %lld is still open; end it first", w->path,
+                    (long long)w->step);
+    }
+    if (!status || (strcmp(status, "complete") != 0 && strcmp(status, "error") != 0)) {
+        return fail(w, TRC_EINVAL, "%s: run status must be 'complete' or 'error'", w->path);
+    }
+    struct trc__job *job = job_new(w, TRC__JOB_RUN_END, slen(status));
+    if (!job) {
+        return fail(w, TRC_ENOMEM, "out of memory");
+    }
+    char *cur = (char *)(job + 1);
+    job->s[0] = put_str(&cur, status);
+    w->run_id = 0;
+    return wait_done(w, submit(w, job));
+}
+
+int trc_token_add(trc_writer *w, int64_t index, int32_t id, const char *piece, bool is_prompt,
+                  bool is_bos, float prob, float logit)
+{
+    int rc = sticky(w);
+    if (rc < 0) {
+        return rc;
+    }
+    if (!w->run_id) {
+        return fail(w, TRC_EINVAL, "%s: no open run (call trc_run_begin first)", w->path);
+    }
+    struct trc__job *job = job_new(w, TRC__JOB_TOKEN, slen(piece));
+    if (!job) {
+        return fail(w, TRC_ENOMEM, "out of memory");
+    }
+    char *cur = (char *)(job + 1);
+    job->s[0] = put_str(&cur, piece);
+    job->i[1] = index;
+    job->i[2] = id;
+    job->i[3] = is_prompt;
+    job->i[4] = is_bos;
+    job->f = (double)prob;
+    job->g = (double)logit;
+    submit(w, job);
+    return 0;
+}
+
+int trc_step_begin(trc_writer *w, int64_t step, int64_t pos0, int64_t n_tokens)
+{
+    int rc = sticky(w);
+    if (rc < 0) {
+        return rc;
+    }
+    if (!w->run_id) {
+        return fail(w, TRC_EINVAL, "%s: no open run (call trc_run_begin first)", w->path);
+    }
+    if (w->in_step) {
+        return fail(w, TRC_EINVAL, "%s: step %lld is still open", w->path, (long long)w->step);
+    }
+    if (step < 0 || (w->any_step && step <= w->last_step) || pos0 < 0 || n_tokens < 0) {
+        return fail(w, TRC_EINVAL,
+                    "%s: bad step %lld (pos0 %lld, n_tokens %lld): steps increase from 0", w->path,
+                    (long long)step, (long long)pos0, (long long)n_tokens);
+    }
+    struct trc__job *job = job_new(w, TRC__JOB_STEP_BEGIN, 0);
+    if (!job) {
+        return fail(w, TRC_ENOMEM, "out of memory");
+    }
+    w->in_step = true;
+    w->step = step;
+    w->step_pos0 = pos0;
+    w->step_n_tokens = n_tokens;
+    w->seq = 0;
+    submit(w, job);
+    return 0;
+}
+
+int trc_step_end(trc_writer *w, int64_t elapsed_ns)
+{
+    int rc = sticky(w);
+    if (rc < 0) {
+        return rc;
+    }
+    if (!w->in_step) {
+        return fail(w, TRC_EINVAL, "%s: no open step to end", w->path);
+    }
+    struct trc__job *job = job_new(w, TRC__JOB_STEP_END, 0);
+    if (!job) {
+        return fail(w, TRC_ENOMEM, "out of memory");
+    }
+    job->i[1] = w->step;
+    job->i[2] = w->step_pos0;
+    job->i[3] = w->step_n_tokens;
+    job->i[4] = elapsed_ns;
+    w->in_step = false;
+    w->any_step = true;
+    w->last_step = w->step;
+    return wait_done(w, submit(w, job));
+}
+
+/* ---- ops ----------------------------------------------------------------------------------- */
+
+static int check_tensor(trc_writer *w, const struct trc_op *op, int k, int64_t *n_elems)
+{
+    const struct trc_tensor *t = &op->tensors[k];
+    size_t width = trc__dtype_size(t->dtype);
+    int64_t n = 1;
+    if (!t->role || !*t->role || !width || t->n_dims < 1 || t->n_dims > 4) {
+        return fail(w, TRC_EINVAL, "%s: op '%s': tensor %d needs a role, a dtype and 1..4 dims",
+                    w->path, op->name, k);
+    }
+    for (int d = 0; d < t->n_dims; d++) {
+        if (t->shape[d] < 0 || (t->shape[d] > 0 && n > TRC__MAX_TENSOR_BYTES / t->shape[d])) {
+            return fail(w, TRC_EINVAL, "%s: op '%s': tensor '%s' has a bad shape", w->path,
+                        op->name, t->role);
+        }
+        n *= t->shape[d];
+    }
+    int64_t n_stored = t->known ? t->n_known : n;
+    if (n_stored * (int64_t)width > TRC__MAX_TENSOR_BYTES || (n_stored > 0 && !t->data) ||
+        (t->known && (t->n_known < 0 || t->n_known > n))) {
+        return fail(w, TRC_EINVAL, "%s: op '%s': tensor '%s': missing data or too large", w->path,
+                    op->name, t->role);
+    }
+    for (int64_t i = 0; t->known && i < t->n_known; i++) {
+        if (t->known[i] < 0 || t->known[i] >= n || (i > 0 && t->known[i] <= t->known[i - 1])) {
+            return fail(w, TRC_EINVAL,
+                        "%s: op '%s': tensor '%s': known indices must increase within [0, %lld)",
+                        w->path, op->name, t->role, (long long)n);
+        }
+    }
+    for (int j = 0; j < k; j++) {
+        if (strcmp(op->tensors[j].role, t->role) == 0) {
+            return fail(w, TRC_EINVAL, "%s: op '%s': role '%s' given twice", w->path, op->name,
+                        t->role);
+        }
+    }
+    *n_elems = n;
+    return 0;
+}
+
+static int check_op(trc_writer *w, const struct trc_op *op)
+{
+    if (!op || !op->name || !*op->name || !op->kind || !*op->kind) {
+        return fail(w, TRC_EINVAL, "%s: an op needs a name and a kind", w->path);
+    }
+    if (op->n_tensors < 0 || op->n_weights < 0 || (op->n_tensors > 0 && !op->tensors) ||
+        (op->n_weights > 0 && !op->weights)) {
+        return fail(w, TRC_EINVAL, "%s: op '%s': bad tensor or weight list", w->path, op->name);
+    }
+    for (int k = 0; k < op->n_tensors; k++) {
+        int64_t n;
+        int rc = check_tensor(w, op, k, &n);
+        if (rc < 0) {
+            return rc;
+        }
+    }
+    for (int k = 0; k < op->n_weights; k++) {
+        const struct trc_weight *wt = &op->weights[k];
+        if (!wt->role || !*wt->role || !wt->name || !*wt->name) {
+            return fail(w, TRC_EINVAL, "%s: op '%s': weight %d needs a role and a name", w->path,
+                        op->name, k);
+        }
+        for (int j = 0; j < k; j++) {
+            if (strcmp(op->weights[j].role, wt->role) == 0) {
+                return fail(w, TRC_EINVAL, "%s: op '%s': weight role '%s' given twice", w->path,
+                            op->name, wt->role);
+            }
+        }
+    }
+    return 0;
+}
+
+/* Bump allocation inside one block; with base NULL it only measures. */
+struct arena {
+    uint8_t *base;
+    size_t off;
+};
+
+static void *arena_put(struct arena *a, const void *src, size_t n, size_t align)
+{
+    a->off = (a->off + align - 1) / align * align;
+    void *p = a->base ? a->base + a->off : NULL;
+    if (p && src && n) {
+        memcpy(p, src, n);
+    }
+    a->off += n;
+    return p;
+}
+
+static const char *arena_str(struct arena *a, const char *s)
+{
+    return s ? arena_put(a, s, strlen(s) + 1, 1) : NULL;
+}
+
+/* Lays the op out in the arena (twice: measure, then copy). Returns the tensor bytes. */
+static size_t op_layout(struct arena *a, const struct trc_op *op, struct trc__jop **out)
+{
+    size_t bytes = 0;
+    struct trc__jop *jo = arena_put(a, NULL, sizeof *jo, 8);
+    struct trc__jtensor *jt = arena_put(a, NULL, (size_t)op->n_tensors * sizeof *jt, 8);
+    const char **wr = arena_put(a, NULL, (size_t)op->n_weights * sizeof *wr, 8);
+    const char **wn = arena_put(a, NULL, (size_t)op->n_weights * sizeof *wn, 8);
+    const char *name = arena_str(a, op->name);
+    const char *kind = arena_str(a, op->kind);
+    const char *params = arena_str(a, op->params_json);
+    for (int k = 0; k < op->n_weights; k++) {
+        const char *r = arena_str(a, op->weights[k].role);
+        const char *n = arena_str(a, op->weights[k].name);
+        if (a->base) {
+            wr[k] = r;
+            wn[k] = n;
+        }
+    }
+    for (int k = 0; k < op->n_tensors; k++) {
+        const struct trc_tensor *t = &op->tensors[k];
+        int64_t n = 1;
+        for (int d = 0; d < t->n_dims; d++) {
+            n *= t->shape[d];
+        }
+        int64_t n_stored = t->known ? t->n_known : n;
+        size_t nb = (size_t)n_stored * trc__dtype_size(t->dtype);
+        const char *role = arena_str(a, t->role);
+        const void *data = arena_put(a, t->data, nb, 64);
+        const int64_t *known =
+            t->known ? arena_put(a, t->known, (size_t)t->n_known * sizeof(int64_t), 8) : NULL;
+        bytes += nb;
+        if (a->base) {
+            jt[k] = (struct trc__jtensor){role, t->dtype, t->n_dims, {0}, n, n_stored, data, known};
+            memcpy(jt[k].shape, t->shape, sizeof jt[k].shape);
+        }
+    }
+    if (a->base) {
+        *jo = (struct trc__jop){.name = name, .kind = kind, .params = params,
+                                .n_tensors = op->n_tensors, .n_weights = op->n_weights,
+                                .t = jt, .wrole = wr, .wname = wn};
+        *out = jo;
+    }
+    return bytes;
+}
+
+int trc_op_record(trc_writer *w, const struct trc_op *op)
+{
+    int rc = sticky(w);
+    if (rc < 0) {
+        return rc;
+    }
+    if (!w->in_step) {
+        return fail(w, TRC_EINVAL, "%s: trc_op_record outside a step (call trc_step_begin)",
+                    w->path);
+    }
+    rc = check_op(w, op);
+    if (rc < 0) {
+        return rc;
+    }
+    int64_t seq = w->seq++;
+    enum trc_level level = trc_writer_level(w, op->name, w->step);
+    if (level == TRC_LEVEL_NONE) {
+        return 0;
+    }
+    struct arena a = {NULL, sizeof(struct trc__job)};
+    op_layout(&a, op, NULL);
+    struct trc__job *job = calloc(1, a.off);
+    if (!job) {
+        return fail(w, TRC_ENOMEM, "%s: out of memory copying op '%s'", w->path, op->name);
+    }
+    a = (struct arena){(uint8_t *)job, sizeof(struct trc__job)};
+    job->kind = TRC__JOB_OP;
+    job->bytes = op_layout(&a, op, &job->op);
+    struct trc__jop *jo = job->op;
+    jo->id = ++w->n_ops;
+    jo->run_id = w->run_id;
+    jo->step = w->step;
+    jo->seq = seq;
+    jo->layer = op->layer;
+    jo->pos0 = op->pos0;
+    jo->n_pos = op->n_pos;
+    jo->elapsed_ns = op->elapsed_ns;
+    jo->level = level;
+    submit(w, job);
+    return 0;
+}

@@ -1,0 +1,333 @@
+/*
+ * lltrace bench: prompt-processing and generation speed of the engine, with min/median/max over
+ * repetitions, the effective weight-read bandwidth of generation next to the machine's measured
+ * read bandwidth, and with --trace the cost of recording (full and stats) against the untraced
+ * run, the trace size per token and the compression ratio. Numbers only; no assertions.
+ */
+#include "cmds.h"
+#include "lm.h"
+#include "trc.h"
+#include "vw.h"
+
+#include <getopt.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static const char usage_text[] =
+    "usage: lltrace bench -m MODEL.gguf [-p 64] [-n 32] [-t 2] [-r 3] [--kv-type f32|f16]\n"
+    "                     [--trace] [--json]\n"
+    "\n"
+    "Measures prompt processing (pp: one batch of -p tokens) and generation (tg: -n tokens one\n"
+    "at a time) in tokens/s, min/median/max over -r repetitions. Generation speed times the\n"
+    "model's weight bytes is the effective weight-read bandwidth, printed next to this\n"
+    "machine's read bandwidth (measured with -t threads). --trace also runs generation while\n"
+    "recording (full, then stats only) and reports the slowdown, trace bytes per token, the\n"
+    "compression ratio (stored/raw) and the raw tensor throughput in MB/s.\n";
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+struct bench {
+    const char *model_path, *tmpdir;
+    lm_model *m;
+    int64_t pp, tg;
+    int threads, reps, kv_type;
+    double raw_bytes; /* tensor bytes handed to the tracer in the last traced run */
+};
+
+static void count_bytes(void *user, int64_t step, const struct trc_op *op)
+{
+    static const int esize[] = {4, 2, 2, 4};
+    struct bench *b = user;
+    (void)step;
+    for (int i = 0; i < op->n_tensors; i++) {
+        double n = esize[op->tensors[i].dtype];
+        for (int d = 0; d < op->tensors[i].n_dims; d++) {
+            n *= (double)op->tensors[i].shape[d];
+        }
+        b->raw_bytes += n;
+    }
+}
+
+/* One repetition: pp tokens in one step, then tg single-token steps. Times in seconds. */
+static int bench_once(struct bench *b, trc_writer *w, double *t_pp, double *t_tg)
+{
+    char err[LM_ERRBUF_SIZE];
+    struct lm_ctx_opts co = {0};
+    lm_ctx *c;
+    int32_t *toks = malloc((size_t)(b->pp > 0 ? b->pp : 1) * sizeof *toks);
+    const int64_t nv = lm_model_hparams(b->m)->n_vocab;
+    lm_faults_init(&co.faults);
+    co.n_threads = b->threads;
+    co.kv_type = b->kv_type;
+    co.n_ctx = b->pp + b->tg + 1;
+    co.trace = w;
+    if (w) {
+        co.on_op = count_bytes;
+        co.on_op_user = b;
+    }
+    if (!toks || lm_ctx_create(b->m, &co, &c, err, sizeof err) < 0) {
+        free(toks);
+        return vw_error("%s", toks ? err : "out of memory");
+    }
+    for (int64_t i = 0; i < b->pp; i++) {
+        toks[i] = (int32_t)((i * 7919 + 1) % nv);
+    }
+    double t0 = now_s();
+    int rc = lm_ctx_decode(c, toks, b->pp);
+    *t_pp = now_s() - t0;
+    t0 = now_s();
+    for (int64_t i = 0; rc == 0 && i < b->tg; i++) {
+        int32_t t = (int32_t)((i * 104729 + 3) % nv);
+        rc = lm_ctx_decode(c, &t, 1);
+    }
+    *t_tg = now_s() - t0;
+    if (rc < 0) {
+        vw_error("%s: %s", b->model_path, lm_ctx_errmsg(c));
+    }
+    lm_ctx_destroy(c);
+    free(toks);
+    return rc < 0 ? 1 : 0;
+}
+
+struct bw_job {
+    const uint64_t *buf;
+    size_t n;
+    int nth, ith;
+    uint64_t sum;
+};
+
+static void *bw_read(void *arg)
+{
+    struct bw_job *j = arg;
+    size_t a = j->n * (size_t)j->ith / (size_t)j->nth,
+           z = j->n * (size_t)(j->ith + 1) / (size_t)j->nth;
+    uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    for (size_t i = a; i + 4 <= z; i += 4) {
+        s0 += j->buf[i];
+        s1 += j->buf[i + 1];
+        s2 += j->buf[i + 2];
+        s3 += j->buf[i + 3];
+    }
+    j->sum = s0 + s1 + s2 + s3;
+    return NULL;
+}
+
+/* Read bandwidth in GB/s with nth threads over a 1 GiB buffer (best of 3). */
+static double measure_bandwidth(int nth)
+{
+    const size_t n = ((size_t)1 << 30) / 8;
+    uint64_t *buf = malloc(n * 8);
+    struct bw_job jobs[64];
+    pthread_t th[64];
+    double best = 0;
+    if (!buf || nth > 64) {
+        free(buf);
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        buf[i] = i;
+    }
+    for (int rep = 0; rep < 3; rep++) {
+        double t0 = now_s();
+        for (int i = 0; i < nth; i++) {
+            jobs[i] = (struct bw_job){buf, n, nth, i, 0};
+            pthread_create(&th[i], NULL, bw_read, &jobs[i]);
+        }
+        for (int i = 0; i < nth; i++) {
+            pthread_join(th[i], NULL);
+        }
+        double gbs = (double)(n * 8) / (now_s() - t0) / 1e9;
+        best = gbs > best ? gbs : best;
+    }
+    free(buf);
+    return best;
+}
+
+static double weight_bytes(const lm_model *m)
+{
+    const lm_gguf *g = lm_model_gguf(m);
+    double s = 0;
+    for (int64_t i = 0; i < lm_gguf_n_tensors(g); i++) {
+        s += (double)lm_gguf_tensor(g, i)->n_bytes;
+    }
+    return s;
+}
+
+struct series {
+    double pp[64], tg[64];
+};
+
+static int run_series(struct bench *b, const char *level, struct series *s, double *trace_bytes)
+{
+    for (int r = 0; r < b->reps; r++) {
+        trc_writer *w = NULL;
+        char path[4096], err[TRC_ERRBUF_SIZE];
+        double tp, tt;
+        if (level) {
+            struct trc_writer_opts wo = {0};
+            wo.overwrite = true;
+            snprintf(path, sizeof path, "%s/lltrace-bench-%d.trace", b->tmpdir, (int)getpid());
+            if (trc_writer_open(path, &wo, &w, err, sizeof err) < 0 ||
+                trc_writer_add_rule(w, level) < 0) {
+                trc_writer_close(w);
+                return vw_error("%s", err);
+            }
+            b->raw_bytes = 0;
+        }
+        int rc = bench_once(b, w, &tp, &tt);
+        if (w) {
+            double t0 = now_s();
+            trc_writer_close(w); /* the flush belongs to the cost of tracing */
+            tt += now_s() - t0;
+            struct stat st;
+            *trace_bytes = stat(path, &st) == 0 ? (double)st.st_size : 0;
+            unlink(path);
+        }
+        if (rc) {
+            return rc;
+        }
+        s->pp[r] = (double)b->pp / tp;
+        s->tg[r] = (double)b->tg / tt;
+    }
+    qsort(s->pp, (size_t)b->reps, sizeof(double), cmp_double);
+    qsort(s->tg, (size_t)b->reps, sizeof(double), cmp_double);
+    return 0;
+}
+
+static void print_series(const char *what, const double *v, int reps)
+{
+    printf("%-26s %8.2f %8.2f %8.2f\n", what, v[0], v[reps / 2], v[reps - 1]);
+}
+
+static int bench_main(struct bench *b, bool trace)
+{
+    struct series plain, full, stats;
+    double tb_full = 0, tb_stats = 0;
+    const double wb = weight_bytes(b->m);
+    int rc = run_series(b, NULL, &plain, &tb_full);
+    if (rc) {
+        return rc;
+    }
+    printf("model: %s (%s, %.1f MB of weights), threads %d, simd %s, kv %s\n", b->model_path,
+           lm_type_name(lm_model_hparams(b->m)->weight_type), wb / 1e6, b->threads,
+           lm_simd_current(), b->kv_type == LM_TYPE_F16 ? "f16" : "f32");
+    printf("%-26s %8s %8s %8s   (tokens/s over %d runs)\n", "", "min", "median", "max", b->reps);
+    char what[64];
+    snprintf(what, sizeof what, "pp%lld", (long long)b->pp);
+    print_series(what, plain.pp, b->reps);
+    snprintf(what, sizeof what, "tg%lld", (long long)b->tg);
+    print_series(what, plain.tg, b->reps);
+    double bw = measure_bandwidth(b->threads);
+    printf("weight-read bandwidth of tg: %.2f GB/s (median); machine read bandwidth: %.2f GB/s "
+           "(%d threads)\n",
+           wb * plain.tg[b->reps / 2] / 1e9, bw, b->threads);
+    if (!trace) {
+        return 0;
+    }
+    if ((rc = run_series(b, "full", &full, &tb_full)) ||
+        (rc = run_series(b, "stats", &stats, &tb_stats))) {
+        return rc;
+    }
+    const double raw = b->raw_bytes, toks = (double)(b->pp + b->tg);
+    snprintf(what, sizeof what, "tg%lld traced full", (long long)b->tg);
+    print_series(what, full.tg, b->reps);
+    snprintf(what, sizeof what, "tg%lld traced stats", (long long)b->tg);
+    print_series(what, stats.tg, b->reps);
+    printf("tracing cost (median tg time ratio): full %.3fx, stats %.3fx\n",
+           plain.tg[b->reps / 2] / full.tg[b->reps / 2],
+           plain.tg[b->reps / 2] / stats.tg[b->reps / 2]);
+    printf("full trace: %.2f MB for %.0f tokens (%.1f KB/token), raw tensor data %.2f MB, "
+           "compression ratio stored/raw %.3f\n",
+           tb_full / 1e6, toks, tb_full / toks / 1e3, raw / 1e6, raw > 0 ? tb_full / raw : 0);
+    printf("raw tensor throughput while generating: %.1f MB/s\n",
+           raw / toks * full.tg[b->reps / 2] / 1e6);
+    printf("stats-only trace: %.2f MB\n", tb_stats / 1e6);
+    return 0;
+}
+
+int cmd_bench(int argc, char **argv)
+{
+    static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
+                                         {"kv-type", required_argument, NULL, 'k'},
+                                         {"trace", no_argument, NULL, 'T'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    struct bench b = {0};
+    bool trace = false;
+    long long v;
+    int c;
+    char err[LM_ERRBUF_SIZE];
+    b.pp = 64;
+    b.tg = 32;
+    b.threads = 2;
+    b.reps = 3;
+    b.kv_type = LM_TYPE_F32;
+    b.tmpdir = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "m:p:n:t:r:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'm':
+            b.model_path = optarg;
+            break;
+        case 'p':
+        case 'n':
+        case 't':
+        case 'r':
+            if (vw_parse_i64(optarg, c == 'p' || c == 'n' ? 1 : 1, c == 'r' ? 64 : 1 << 20, &v)) {
+                return vw_usage_error("bench", "-%c takes a positive number, not '%s'", c, optarg);
+            }
+            if (c == 'p') {
+                b.pp = v;
+            } else if (c == 'n') {
+                b.tg = v;
+            } else if (c == 't') {
+                b.threads = (int)v;
+            } else {
+                b.reps = (int)v;
+            }
+            break;
+        case 'k':
+            if (strcmp(optarg, "f32") && strcmp(optarg, "f16")) {
+                return vw_usage_error("bench", "--kv-type takes f32 or f16");
+            }
+            b.kv_type = strcmp(optarg, "f16") ? LM_TYPE_F32 : LM_TYPE_F16;
+            break;
+        case 'T':
+            trace = true;
+            break;
+        case 'h':
+            fputs(usage_text, stdout);
+            return 0;
+        default:
+            return vw_usage_error("bench", "unknown option");
+        }
+    }
+    if (!b.model_path) {
+        return vw_usage_error("bench", "a model is required (-m MODEL.gguf)");
+    }
+    if (optind < argc) {
+        return vw_usage_error("bench", "unexpected argument '%s'", argv[optind]);
+    }
+    if (lm_model_open(b.model_path, &b.m, err, sizeof err) < 0) {
+        return vw_error("%s", err);
+    }
+    int rc = bench_main(&b, trace);
+    lm_model_close(b.m);
+    return rc;
+}
