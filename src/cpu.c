@@ -94,8 +94,11 @@ int lm_simd_set(int level)
 const char *lm_simd_name(int level)
 {
     switch (level) {
-    case LM_SIMD_SCALAR: return "scalar";
-    case LM_SIMD_AVX2: return "avx2";
-    default: return NULL;
+    case LM_SIMD_SCALAR:
+        return "scalar";
+    case LM_SIMD_AVX2:
+        return "avx2";
+    default:
+        return NULL;
     }
 }

@@ -65,8 +65,9 @@ static void matmul(lm_ctx *c, const struct lm_weight *w, const float *x, int64_t
     /* A tied output matrix is token_embd, which llama.cpp never repacks. */
     struct mm_job mj = {w, c->act, cj.stride, n, out,
                         w->data == c->m->tok_embd.data ? LM_MM_NO_REPACK : 0u};
-    lm_pool_run(c->pool, conv_worker, &cj);
-    lm_pool_run(c->pool, mm_worker, &mj);
+    const double work = (double)w->k * (double)w->m * (double)n;
+    lm_pool_run_sized(c->pool, conv_worker, &cj, (double)(w->k * n) * 64.0);
+    lm_pool_run_sized(c->pool, mm_worker, &mj, work);
 }
 
 /* ---- attention -------------------------------------------------------------------------------- */
@@ -218,13 +219,14 @@ static void attention(lm_ctx *c, int64_t l, int64_t pos0, int64_t n)
     lm_rec_cache(c, &r, c->v, n, kvd);
 
     lm_rec_begin(c, &r, l, "kq", "attn_scores", pos0, n);
-    lm_pool_run(c->pool, scores_worker, &aj);
+    const double attn_work = (double)(hp->n_head * n * aj.a.n_kv * hd);
+    lm_pool_run_sized(c->pool, scores_worker, &aj, attn_work);
     lm_rec_scores(c, &r, c->qr, c->kq, n, aj.a.n_kv);
     lm_rec_begin(c, &r, l, "kq_softmax", "softmax", pos0, n);
-    lm_pool_run(c->pool, softmax_worker, &aj);
+    lm_pool_run_sized(c->pool, softmax_worker, &aj, attn_work / (double)hd * 16.0);
     lm_rec_softmax(c, &r, c->kq, c->sm, n, aj.a.n_kv);
     lm_rec_begin(c, &r, l, "kqv", "attn_ctx", pos0, n);
-    lm_pool_run(c->pool, context_worker, &aj);
+    lm_pool_run_sized(c->pool, context_worker, &aj, attn_work);
     lm_rec_context(c, &r, c->sm, c->kqv, n, aj.a.n_kv, qd);
 
     lm_rec_begin(c, &r, l, "attn_out", "matmul", pos0, n);

@@ -6,7 +6,9 @@
  * the getters only enforce llama.cpp's strict typing (a u32 key read as i32 is LM_ETYPE).
  * Depends on libc only.
  */
+#include <float.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -343,6 +345,23 @@ static void put_str(struct out *o, const uint8_t *s, uint64_t len, bool quoted)
     }
 }
 
+/* The shortest %g form that reads back to the same float (or double): 1e-05, 0.1, 10000. */
+static void put_real(struct out *o, double v, bool is_f32)
+{
+    char tmp[40];
+    for (int digits = 6; digits <= 17; digits++) {
+        snprintf(tmp, sizeof tmp, "%.*g", digits, v);
+        double back = strtod(tmp, NULL);
+        if (is_f32 && fabs(back) > (double)FLT_MAX && !isinf(v)) {
+            continue; /* rounded past the float range: (float)back would be undefined */
+        }
+        if (isnan(v) || (is_f32 ? (float)back == (float)v : back == v)) {
+            break;
+        }
+    }
+    put(o, "%s", tmp);
+}
+
 static void put_scalar(struct out *o, int type, const uint8_t *p)
 {
     uint64_t u = 0;
@@ -371,13 +390,13 @@ static void put_scalar(struct out *o, int type, const uint8_t *p)
     case LM_GGUF_F32: {
         float f;
         memcpy(&f, p, 4);
-        put(o, "%g", (double)f);
+        put_real(o, (double)f, true);
         break;
     }
     case LM_GGUF_F64: {
         double d;
         memcpy(&d, p, 8);
-        put(o, "%g", d);
+        put_real(o, d, false);
         break;
     }
     default: /* bool */

@@ -30,10 +30,10 @@ struct chk {
     size_t errlen;
 };
 
-static int fail(struct chk *c, int code, const char *fmt, ...)
+static int ck_fail(struct chk *c, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-static int fail(struct chk *c, int code, const char *fmt, ...)
+static int ck_fail(struct chk *c, int code, const char *fmt, ...)
 {
     va_list ap;
     int n;
@@ -54,12 +54,12 @@ static int get_key(struct chk *c, const char *key, enum lm_gguf_vtype type, void
 {
     const struct lm__gguf_kv *kv = lm__gguf_kv_get(c->g, key);
     if (!kv) {
-        return required ? fail(c, LM_EFORMAT, "missing required key '%s'", key) : LM_ENOTFOUND;
+        return required ? ck_fail(c, LM_EFORMAT, "missing required key '%s'", key) : LM_ENOTFOUND;
     }
     if (kv->type != type) {
-        return fail(c, LM_ETYPE, "key '%s' must be %s, not %s%s", key, lm__gguf_vtype_name(type),
-                    kv->type == LM_GGUF_ARRAY ? "an array" : lm__gguf_vtype_name(kv->type),
-                    kv->type == LM_GGUF_ARRAY ? " (per-layer values are not supported)" : "");
+        return ck_fail(c, LM_ETYPE, "key '%s' must be %s, not %s%s", key, lm__gguf_vtype_name(type),
+                       kv->type == LM_GGUF_ARRAY ? "an array" : lm__gguf_vtype_name(kv->type),
+                       kv->type == LM_GGUF_ARRAY ? " (per-layer values are not supported)" : "");
     }
     memcpy(out, kv->val, lm__gguf_vtype_size(type));
     return 0;
@@ -69,7 +69,7 @@ static int req_pos_u32(struct chk *c, const char *key, uint32_t *out)
 {
     int rc = get_key(c, key, LM_GGUF_U32, out, true);
     if (rc == 0 && *out == 0) {
-        return fail(c, LM_EFORMAT, "key '%s' is 0", key);
+        return ck_fail(c, LM_EFORMAT, "key '%s' is 0", key);
     }
     return rc;
 }
@@ -83,8 +83,8 @@ static int opt_equal(struct chk *c, const char *key, int64_t want, const char *w
         return 0;
     }
     if (rc == 0 && (int64_t)v != want) {
-        return fail(c, LM_EUNSUPPORTED, "key '%s' is %" PRIu32 " but %s is %" PRId64, key, v, what,
-                    want);
+        return ck_fail(c, LM_EUNSUPPORTED, "key '%s' is %" PRIu32 " but %s is %" PRId64, key, v,
+                       what, want);
     }
     return rc;
 }
@@ -95,14 +95,14 @@ static int check_arch(struct chk *c)
     uint64_t len;
     int rc = lm_gguf_get_str(c->g, "general.architecture", &s, &len);
     if (rc == LM_ENOTFOUND) {
-        return fail(c, LM_EFORMAT, "missing required key 'general.architecture'");
+        return ck_fail(c, LM_EFORMAT, "missing required key 'general.architecture'");
     }
     if (rc < 0) {
-        return fail(c, LM_ETYPE, "key 'general.architecture' must be a string");
+        return ck_fail(c, LM_ETYPE, "key 'general.architecture' must be a string");
     }
     if (len != 5 || memcmp(s, "llama", 5) != 0) {
-        return fail(c, LM_EUNSUPPORTED, "architecture '%.*s' is not supported (only llama)",
-                    len > 64 ? 64 : (int)len, s);
+        return ck_fail(c, LM_EUNSUPPORTED, "architecture '%.*s' is not supported (only llama)",
+                       len > 64 ? 64 : (int)len, s);
     }
     return 0;
 }
@@ -110,22 +110,22 @@ static int check_arch(struct chk *c)
 static int check_counts(struct chk *c, struct llama_hp *hp)
 {
     if (hp->n_layer > MAX_LAYERS) {
-        return fail(c, LM_EFORMAT, "block_count %" PRIu32 " is larger than %d", hp->n_layer,
-                    MAX_LAYERS);
+        return ck_fail(c, LM_EFORMAT, "block_count %" PRIu32 " is larger than %d", hp->n_layer,
+                       MAX_LAYERS);
     }
     if (hp->n_embd % hp->n_head != 0) {
-        return fail(c, LM_EFORMAT,
-                    "embedding_length %" PRIu32 " is not a multiple of head_count %" PRIu32,
-                    hp->n_embd, hp->n_head);
+        return ck_fail(c, LM_EFORMAT,
+                       "embedding_length %" PRIu32 " is not a multiple of head_count %" PRIu32,
+                       hp->n_embd, hp->n_head);
     }
     if (hp->n_head_kv == 0 || hp->n_head % hp->n_head_kv != 0) {
-        return fail(c, LM_EFORMAT,
-                    "head_count %" PRIu32 " is not a multiple of head_count_kv %" PRIu32,
-                    hp->n_head, hp->n_head_kv);
+        return ck_fail(c, LM_EFORMAT,
+                       "head_count %" PRIu32 " is not a multiple of head_count_kv %" PRIu32,
+                       hp->n_head, hp->n_head_kv);
     }
     if (!(hp->eps > 0.0f) || !isfinite(hp->eps)) {
-        return fail(c, LM_EFORMAT, "layer_norm_rms_epsilon %g is not a positive number",
-                    (double)hp->eps);
+        return ck_fail(c, LM_EFORMAT, "layer_norm_rms_epsilon %g is not a positive number",
+                       (double)hp->eps);
     }
     hp->head_dim = hp->n_embd / hp->n_head;
     return 0;
@@ -152,7 +152,7 @@ static int check_hparams(struct chk *c, struct llama_hp *hp)
     }
     rc = get_key(c, "llama.rope.freq_base", LM_GGUF_F32, &f, false);
     if (rc == 0 && (!(f > 0.0f) || !isfinite(f))) {
-        return fail(c, LM_EFORMAT, "rope.freq_base %g is not a positive number", (double)f);
+        return ck_fail(c, LM_EFORMAT, "rope.freq_base %g is not a positive number", (double)f);
     }
     if ((rc < 0 && rc != LM_ENOTFOUND) ||
         (rc = opt_equal(c, "llama.rope.dimension_count", hp->head_dim, "head_dim")) < 0 ||
@@ -162,7 +162,7 @@ static int check_hparams(struct chk *c, struct llama_hp *hp)
     }
     rc = get_key(c, "llama.expert_count", LM_GGUF_U32, &u, false);
     if (rc == 0 && u > 0) {
-        return fail(c, LM_EUNSUPPORTED, "mixture-of-experts models are not supported");
+        return ck_fail(c, LM_EUNSUPPORTED, "mixture-of-experts models are not supported");
     }
     return rc == LM_ENOTFOUND ? 0 : rc;
 }
@@ -173,7 +173,7 @@ static int check_vocab(struct chk *c, struct llama_hp *hp)
     const struct lm__gguf_kv *tok = lm__gguf_kv_get(c->g, "tokenizer.ggml.tokens");
     hp->n_vocab = tok ? (int64_t)tok->arr_n : -1;
     if (tok && tok->arr_n == 0) {
-        return fail(c, LM_EFORMAT, "tokenizer.ggml.tokens is empty");
+        return ck_fail(c, LM_EFORMAT, "tokenizer.ggml.tokens is empty");
     }
     if (tok) {
         return opt_equal(c, "llama.vocab_size", hp->n_vocab, "the token count");
@@ -184,7 +184,7 @@ static int check_vocab(struct chk *c, struct llama_hp *hp)
 /* ---- tensors ----------------------------------------------------------------------------------
  */
 
-static void shape_str(const int64_t *ne, int n_dims, char *buf, size_t cap)
+static void ck_shape_str(const int64_t *ne, int n_dims, char *buf, size_t cap)
 {
     int n = snprintf(buf, cap, "[");
     for (int d = 0; d < n_dims && n >= 0 && (size_t)n < cap; d++) {
@@ -202,21 +202,21 @@ static int expect(struct chk *c, const char *name, bool required, const char *n0
     const struct lm_gguf_tensor *t = lm_gguf_find_tensor(c->g, name);
     char have[96], want[64], why[96];
     if (!t) {
-        return required ? fail(c, LM_EFORMAT, "missing required tensor '%s'", name) : 0;
+        return required ? ck_fail(c, LM_EFORMAT, "missing required tensor '%s'", name) : 0;
     }
     (*n_found)++;
     int64_t ne[4] = {ne0, n1 ? (ne1 < 0 ? t->ne[1] : ne1) : 1, 1, 1};
     if (memcmp(ne, t->ne, sizeof ne) == 0) {
         return 0;
     }
-    shape_str(t->ne, t->n_dims, have, sizeof have);
-    shape_str(ne, n1 ? 2 : 1, want, sizeof want);
+    ck_shape_str(t->ne, t->n_dims, have, sizeof have);
+    ck_shape_str(ne, n1 ? 2 : 1, want, sizeof want);
     if (n1 && ne1 >= 0) {
         snprintf(why, sizeof why, "%s %" PRId64 " and %s %" PRId64 " require", n0, ne0, n1, ne1);
     } else {
         snprintf(why, sizeof why, "%s %" PRId64 " requires", n0, ne0);
     }
-    return fail(c, LM_EFORMAT, "tensor '%s' has shape %s but %s %s", name, have, why, want);
+    return ck_fail(c, LM_EFORMAT, "tensor '%s' has shape %s but %s %s", name, have, why, want);
 }
 
 static const char *const layer_names[] = {
@@ -298,8 +298,8 @@ static int check_tensors(struct chk *c, struct llama_hp *hp)
     for (int64_t i = 0; nf != c->g->n_tensors && i < c->g->n_tensors; i++) {
         const char *name = c->g->tensors[i].name;
         if (!known_tensor(hp, name)) {
-            return fail(c, LM_EUNSUPPORTED, "unexpected tensor '%s' (not part of a llama model)",
-                        name);
+            return ck_fail(c, LM_EUNSUPPORTED, "unexpected tensor '%s' (not part of a llama model)",
+                           name);
         }
     }
     return 0;

@@ -44,9 +44,9 @@ struct rd {
     const char *field; /* what is being read */
 };
 
-static int fail(struct rd *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int rd_fail(struct rd *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-static int fail(struct rd *r, const char *fmt, ...)
+static int rd_fail(struct rd *r, const char *fmt, ...)
 {
     va_list ap;
     int n;
@@ -84,7 +84,7 @@ static int need(struct rd *r, uint64_t n)
 {
     char w[160];
     if (n > left(r)) {
-        return fail(r, "truncated in %s (%s)", where(r, w, sizeof w), r->field);
+        return rd_fail(r, "truncated in %s (%s)", where(r, w, sizeof w), r->field);
     }
     return 0;
 }
@@ -132,12 +132,13 @@ static int rd_str(struct rd *r, const uint8_t **s, uint64_t *len, const char *wh
         return rc;
     }
     if (*len > left(r)) {
-        return fail(r, "%s: %s length %" PRIu64 " runs past end of file (%" PRIu64 " bytes left)",
-                    where(r, w, sizeof w), what, *len, left(r));
+        return rd_fail(r,
+                       "%s: %s length %" PRIu64 " runs past end of file (%" PRIu64 " bytes left)",
+                       where(r, w, sizeof w), what, *len, left(r));
     }
     if (*len > LM__GGUF_MAX_STRING) {
-        return fail(r, "%s: %s length %" PRIu64 " exceeds the 1 GiB limit", where(r, w, sizeof w),
-                    what, *len);
+        return rd_fail(r, "%s: %s length %" PRIu64 " exceeds the 1 GiB limit",
+                       where(r, w, sizeof w), what, *len);
     }
     *s = r->p + r->pos;
     r->pos += *len;
@@ -153,7 +154,7 @@ static int rd_vtype(struct rd *r, const char *what, enum lm_gguf_vtype *t)
         return rc;
     }
     if (v >= LM_GGUF_VTYPE_COUNT) {
-        return fail(r, "%s: unknown %s %" PRIu32, where(r, w, sizeof w), what, v);
+        return rd_fail(r, "%s: unknown %s %" PRIu32, where(r, w, sizeof w), what, v);
     }
     *t = (enum lm_gguf_vtype)v;
     return 0;
@@ -168,14 +169,15 @@ static int skip_fixed(struct rd *r, enum lm_gguf_vtype et, uint64_t n)
     char w[160];
     uint64_t es = lm__gguf_vtype_size(et);
     if (n > UINT64_MAX / es) {
-        return fail(r, "%s: array count %" PRIu64 " x element size %" PRIu64 " overflows 64 bits",
-                    where(r, w, sizeof w), n, es);
+        return rd_fail(r,
+                       "%s: array count %" PRIu64 " x element size %" PRIu64 " overflows 64 bits",
+                       where(r, w, sizeof w), n, es);
     }
     if (n * es > left(r)) {
-        return fail(r,
-                    "%s: array of %" PRIu64 " x %" PRIu64 " bytes runs past end of file (%" PRIu64
-                    " bytes left)",
-                    where(r, w, sizeof w), n, es, left(r));
+        return rd_fail(r,
+                       "%s: array of %" PRIu64 " x %" PRIu64
+                       " bytes runs past end of file (%" PRIu64 " bytes left)",
+                       where(r, w, sizeof w), n, es, left(r));
     }
     r->pos += n * es;
     return 0;
@@ -188,8 +190,9 @@ static int skip_strings(struct rd *r, uint64_t n, uint64_t *offs, const uint8_t 
     const uint8_t *s;
     uint64_t len;
     if (n > left(r) / (r->v1 ? 4 : 8)) {
-        return fail(r, "%s: array of %" PRIu64 " strings cannot fit in the %" PRIu64 " bytes left",
-                    where(r, w, sizeof w), n, left(r));
+        return rd_fail(r,
+                       "%s: array of %" PRIu64 " strings cannot fit in the %" PRIu64 " bytes left",
+                       where(r, w, sizeof w), n, left(r));
     }
     for (uint64_t i = 0; i < n; i++) {
         if (offs) {
@@ -210,12 +213,13 @@ static int skip_arrays(struct rd *r, uint64_t n, int depth)
     enum lm_gguf_vtype et;
     uint64_t m;
     if (depth >= LM__GGUF_MAX_DEPTH) {
-        return fail(r, "%s: arrays nested deeper than %d levels", where(r, w, sizeof w),
-                    LM__GGUF_MAX_DEPTH);
+        return rd_fail(r, "%s: arrays nested deeper than %d levels", where(r, w, sizeof w),
+                       LM__GGUF_MAX_DEPTH);
     }
     if (n > left(r) / (r->v1 ? 8 : 12)) {
-        return fail(r, "%s: array of %" PRIu64 " arrays cannot fit in the %" PRIu64 " bytes left",
-                    where(r, w, sizeof w), n, left(r));
+        return rd_fail(r,
+                       "%s: array of %" PRIu64 " arrays cannot fit in the %" PRIu64 " bytes left",
+                       where(r, w, sizeof w), n, left(r));
     }
     for (uint64_t i = 0; i < n; i++) {
         int rc = rd_vtype(r, "array element type", &et);
@@ -298,10 +302,10 @@ static int parse_kv(struct rd *r, struct lm__gguf_kv *kv, int64_t i)
         return rc;
     }
     if (len == 0) {
-        return fail(r, "%s: empty key", where(r, w, sizeof w));
+        return rd_fail(r, "%s: empty key", where(r, w, sizeof w));
     }
     if (memchr(s, 0, len)) {
-        return fail(r, "%s: key contains a NUL byte", where(r, w, sizeof w));
+        return rd_fail(r, "%s: key contains a NUL byte", where(r, w, sizeof w));
     }
     kv->key = malloc(len + 1);
     if (!kv->key) {
@@ -334,14 +338,14 @@ static int rd_tensor_name(struct rd *r, struct lm__gguf_tensor *t)
         return rc;
     }
     if (len == 0) {
-        return fail(r, "%s: empty name", where(r, w, sizeof w));
+        return rd_fail(r, "%s: empty name", where(r, w, sizeof w));
     }
     if (len >= LM__GGUF_MAX_NAME) {
-        return fail(r, "%s: name is %" PRIu64 " bytes long (the limit is %d)",
-                    where(r, w, sizeof w), len, LM__GGUF_MAX_NAME - 1);
+        return rd_fail(r, "%s: name is %" PRIu64 " bytes long (the limit is %d)",
+                       where(r, w, sizeof w), len, LM__GGUF_MAX_NAME - 1);
     }
     if (memchr(s, 0, len)) {
-        return fail(r, "%s: name contains a NUL byte", where(r, w, sizeof w));
+        return rd_fail(r, "%s: name contains a NUL byte", where(r, w, sizeof w));
     }
     memcpy(t->name, s, len);
     t->name[len] = 0;
@@ -361,7 +365,8 @@ static int rd_tensor_dims(struct rd *r, struct lm_gguf_tensor *t)
         return rc;
     }
     if (nd < 1 || nd > 4) {
-        return fail(r, "%s: n_dims %" PRIu32 " is out of range (1..4)", where(r, w, sizeof w), nd);
+        return rd_fail(r, "%s: n_dims %" PRIu32 " is out of range (1..4)", where(r, w, sizeof w),
+                       nd);
     }
     t->n_dims = (int)nd;
     for (int d = 0; d < 4; d++) {
@@ -375,15 +380,15 @@ static int rd_tensor_dims(struct rd *r, struct lm_gguf_tensor *t)
         }
         int64_t ne = (int64_t)v; /* two's complement: i64 on disk */
         if (ne <= 0) {
-            return fail(r, "%s: dimension ne[%d] is %" PRId64 " (must be positive)",
-                        where(r, w, sizeof w), d, ne);
+            return rd_fail(r, "%s: dimension ne[%d] is %" PRId64 " (must be positive)",
+                           where(r, w, sizeof w), d, ne);
         }
         t->ne[d] = ne;
     }
     return 0;
 }
 
-static void shape_str(const struct lm_gguf_tensor *t, char *buf, size_t cap)
+static void rd_shape_str(const struct lm_gguf_tensor *t, char *buf, size_t cap)
 {
     int n = snprintf(buf, cap, "[");
     for (int d = 0; d < t->n_dims && n >= 0 && (size_t)n < cap; d++) {
@@ -402,12 +407,12 @@ static int check_tensor_type(struct rd *r, struct lm_gguf_tensor *t, uint32_t ty
     int64_t bb = lm_type_block_bytes((int)type);
     uint64_t bytes;
     if (type >= LM_TYPE_COUNT || blk <= 0 || bb <= 0) {
-        return fail(r, "%s: unknown tensor type %" PRIu32, where(r, w, sizeof w), type);
+        return rd_fail(r, "%s: unknown tensor type %" PRIu32, where(r, w, sizeof w), type);
     }
     t->type = (int)type;
     if (t->ne[0] % blk != 0) {
-        return fail(r, "%s: ne[0] %" PRId64 " is not a multiple of the %s block size %" PRId64,
-                    where(r, w, sizeof w), t->ne[0], lm_type_name(t->type), blk);
+        return rd_fail(r, "%s: ne[0] %" PRId64 " is not a multiple of the %s block size %" PRId64,
+                       where(r, w, sizeof w), t->ne[0], lm_type_name(t->type), blk);
     }
     bytes = (uint64_t)(t->ne[0] / blk);
     bool ovf = __builtin_mul_overflow(bytes, (uint64_t)bb, &bytes);
@@ -415,9 +420,9 @@ static int check_tensor_type(struct rd *r, struct lm_gguf_tensor *t, uint32_t ty
         ovf = ovf || __builtin_mul_overflow(bytes, (uint64_t)t->ne[d], &bytes);
     }
     if (ovf || bytes > (uint64_t)INT64_MAX) {
-        shape_str(t, sh, sizeof sh);
-        return fail(r, "%s: size of %s %s overflows 64 bits", where(r, w, sizeof w), sh,
-                    lm_type_name(t->type));
+        rd_shape_str(t, sh, sizeof sh);
+        return rd_fail(r, "%s: size of %s %s overflows 64 bits", where(r, w, sizeof w), sh,
+                       lm_type_name(t->type));
     }
     t->n_bytes = bytes;
     return 0;
@@ -479,8 +484,8 @@ static int index_kvs(struct rd *r, lm_gguf *g)
     for (int64_t i = 1; i < g->n_kv; i++) {
         if (strcmp(g->kv_sorted[i - 1]->key, g->kv_sorted[i]->key) == 0) {
             int64_t a = g->kv_sorted[i - 1] - g->kv, b = g->kv_sorted[i] - g->kv;
-            return fail(r, "duplicate key '%s' (key/values %" PRId64 " and %" PRId64 ")",
-                        g->kv_sorted[i]->key, a < b ? a : b, a < b ? b : a);
+            return rd_fail(r, "duplicate key '%s' (key/values %" PRId64 " and %" PRId64 ")",
+                           g->kv_sorted[i]->key, a < b ? a : b, a < b ? b : a);
         }
     }
     return 0;
@@ -500,8 +505,9 @@ static int index_tensors(struct rd *r, lm_gguf *g)
         if (strcmp(g->tensors_sorted[i - 1]->name, g->tensors_sorted[i]->name) == 0) {
             int64_t a = g->tensors_sorted[i - 1] - g->tensors;
             int64_t b = g->tensors_sorted[i] - g->tensors;
-            return fail(r, "duplicate tensor name '%s' (tensor infos %" PRId64 " and %" PRId64 ")",
-                        g->tensors_sorted[i]->name, a < b ? a : b, a < b ? b : a);
+            return rd_fail(r,
+                           "duplicate tensor name '%s' (tensor infos %" PRId64 " and %" PRId64 ")",
+                           g->tensors_sorted[i]->name, a < b ? a : b, a < b ? b : a);
         }
     }
     return 0;
@@ -535,17 +541,18 @@ static int check_key_type(struct rd *r, const struct lm__gguf_kv *kv, enum lm_gg
         if (kv->type == type) {
             return 0;
         }
-        return fail(r, "key '%s' must be %s, not %s", kv->key, lm__gguf_vtype_name(type),
-                    kv->type == LM_GGUF_ARRAY ? "an array" : lm__gguf_vtype_name(kv->type));
+        return rd_fail(r, "key '%s' must be %s, not %s", kv->key, lm__gguf_vtype_name(type),
+                       kv->type == LM_GGUF_ARRAY ? "an array" : lm__gguf_vtype_name(kv->type));
     }
     if (kv->type != LM_GGUF_ARRAY) {
-        return fail(r, "key '%s' must be an array of %s, not %s", kv->key,
-                    lm__gguf_vtype_name(arr_type), lm__gguf_vtype_name(kv->type));
+        return rd_fail(r, "key '%s' must be an array of %s, not %s", kv->key,
+                       lm__gguf_vtype_name(arr_type), lm__gguf_vtype_name(kv->type));
     }
     if (kv->arr_type != arr_type) {
-        return fail(r, "key '%s' must be an array of %s, not an array of %s", kv->key,
-                    lm__gguf_vtype_name(arr_type),
-                    kv->arr_type == LM_GGUF_ARRAY ? "arrays" : lm__gguf_vtype_name(kv->arr_type));
+        return rd_fail(r, "key '%s' must be an array of %s, not an array of %s", kv->key,
+                       lm__gguf_vtype_name(arr_type),
+                       kv->arr_type == LM_GGUF_ARRAY ? "arrays"
+                                                     : lm__gguf_vtype_name(kv->arr_type));
     }
     return 0;
 }
@@ -564,10 +571,10 @@ static int check_keys(struct rd *r, lm_gguf *g)
     if (kv) {
         uint32_t a = (uint32_t)le_u64(kv->val, 4);
         if (a == 0 || (a & (a - 1)) != 0) {
-            return fail(r, "general.alignment %" PRIu32 " is not a power of two", a);
+            return rd_fail(r, "general.alignment %" PRIu32 " is not a power of two", a);
         }
         if (a > LM__GGUF_MAX_ALIGN) {
-            return fail(r, "general.alignment %" PRIu32 " is larger than 1 MiB", a);
+            return rd_fail(r, "general.alignment %" PRIu32 " is larger than 1 MiB", a);
         }
         g->alignment = a;
     }
@@ -576,8 +583,8 @@ static int check_keys(struct rd *r, lm_gguf *g)
     for (int i = 0; i < 2 && tok; i++) {
         kv = lm__gguf_kv_get(g, per_token[i]);
         if (kv && kv->arr_n != tok->arr_n) {
-            return fail(r, "%s has %" PRIu64 " entries but tokenizer.ggml.tokens has %" PRIu64,
-                        per_token[i], kv->arr_n, tok->arr_n);
+            return rd_fail(r, "%s has %" PRIu64 " entries but tokenizer.ggml.tokens has %" PRIu64,
+                           per_token[i], kv->arr_n, tok->arr_n);
         }
     }
     return 0;
@@ -595,16 +602,16 @@ static int check_tensor_data(struct rd *r, lm_gguf *g)
         struct lm_gguf_tensor *t = &g->tensors[i].pub;
         uint64_t room = g->size >= g->data_offset ? g->size - g->data_offset : 0;
         if (t->offset % a != 0) {
-            return fail(
+            return rd_fail(
                 r, "tensor '%s': offset %" PRIu64 " is not a multiple of the alignment %" PRIu64,
                 t->name, t->offset, a);
         }
         if (t->offset > room || t->n_bytes > room - t->offset) {
-            return fail(r,
-                        "tensor '%s': data (offset %" PRIu64 ", %" PRIu64
-                        " bytes) runs past end of file (%" PRIu64
-                        " bytes of data after offset %" PRIu64 ")",
-                        t->name, t->offset, t->n_bytes, room, g->data_offset);
+            return rd_fail(r,
+                           "tensor '%s': data (offset %" PRIu64 ", %" PRIu64
+                           " bytes) runs past end of file (%" PRIu64
+                           " bytes of data after offset %" PRIu64 ")",
+                           t->name, t->offset, t->n_bytes, room, g->data_offset);
         }
         t->data = g->base + g->data_offset + t->offset;
     }
@@ -622,7 +629,7 @@ static int parse_header(struct rd *r, lm_gguf *g)
     r->idx = -1;
     r->field = "magic";
     if (r->size == 0) {
-        return fail(r, "empty file");
+        return rd_fail(r, "empty file");
     }
     if (r->size < 4 || memcmp(r->p, "GGUF", 4) != 0) {
         char m[24] = "";
@@ -630,7 +637,7 @@ static int parse_header(struct rd *r, lm_gguf *g)
             uint8_t c = r->p[i];
             n += (uint64_t)snprintf(m + n, sizeof m - n, c >= 32 && c < 127 ? "%c" : "\\x%02x", c);
         }
-        return fail(r, "bad magic \"%s\" (not a GGUF file)", m);
+        return rd_fail(r, "bad magic \"%s\" (not a GGUF file)", m);
     }
     r->pos = 4;
     r->field = "version";
@@ -639,12 +646,12 @@ static int parse_header(struct rd *r, lm_gguf *g)
         return rc;
     }
     if ((v & 0xffff) == 0 && v != 0) {
-        return fail(
+        return rd_fail(
             r, "version 0x%08" PRIx64 " looks byte-swapped (big-endian files are not supported)",
             v);
     }
     if (v < 1 || v > 3) {
-        return fail(r, "unsupported GGUF version %" PRIu64 " (1, 2 and 3 are supported)", v);
+        return rd_fail(r, "unsupported GGUF version %" PRIu64 " (1, 2 and 3 are supported)", v);
     }
     g->version = (uint32_t)v;
     r->v1 = v == 1;
@@ -668,12 +675,13 @@ static int parse_counts(struct rd *r, lm_gguf *g)
         return rc;
     }
     if (nt > left(r) / min_ti) {
-        return fail(r, "n_tensors %" PRIu64 " is larger than the file can hold (%" PRIu64 " bytes)",
-                    nt, r->size);
+        return rd_fail(r,
+                       "n_tensors %" PRIu64 " is larger than the file can hold (%" PRIu64 " bytes)",
+                       nt, r->size);
     }
     if (nk > (left(r) - nt * min_ti) / min_kv) {
-        return fail(r, "n_kv %" PRIu64 " is larger than the file can hold (%" PRIu64 " bytes)", nk,
-                    r->size);
+        return rd_fail(r, "n_kv %" PRIu64 " is larger than the file can hold (%" PRIu64 " bytes)",
+                       nk, r->size);
     }
     g->n_tensors = (int64_t)nt;
     g->n_kv = (int64_t)nk;
@@ -708,7 +716,7 @@ static int parse(lm_gguf *g, char *err, size_t errlen)
         rc = check_tensor_data(&r, g);
     }
     if (rc == LM_ENOMEM) {
-        fail(&r, "out of memory");
+        rd_fail(&r, "out of memory");
     }
     return rc;
 }

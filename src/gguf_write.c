@@ -245,7 +245,7 @@ int lm_gguf_writer_set_val(lm_gguf_writer *w, const char *key, enum lm_gguf_vtyp
     }
     int rc = add_key(w, key, type);
     rc = rc < 0 ? rc : kv_put(w, v, (size_t)size);
-    if (rc == 0 && strcmp(key, "general.alignment") == 0) {
+    if (rc == 0 && type == LM_GGUF_U32 && strcmp(key, "general.alignment") == 0) {
         memcpy(&w->alignment, v, 4);
     }
     return rc;

@@ -12,7 +12,8 @@
 #include <math.h>
 #include <string.h>
 
-/* ---- reductions -------------------------------------------------------------------------------- */
+/* ---- reductions --------------------------------------------------------------------------------
+ */
 
 /* _mm512_reduce_add_ps of v (16). */
 static float red16(const float v[16])
@@ -37,7 +38,8 @@ static float hsum8(const float v[8])
     return (a[0] + a[2]) + (a[1] + a[3]);
 }
 
-/* ---- f32 / f16 / bf16 ------------------------------------------------------------------------- */
+/* ---- f32 / f16 / bf16 -------------------------------------------------------------------------
+ */
 
 /* Element i of a float vector stored as f32, f16 or bf16. */
 static float ld(int t, const void *p, int64_t i)
@@ -229,7 +231,9 @@ static void unpack_k(int t, const uint8_t *b, int *q, int *sc16, int *sc32, int 
             lm__q3k_scales(b + 96, s3);
         }
         for (int j = 0; j < 16; j++) {
-            sc16[j] = t == LM_TYPE_Q2_K ? (b[j] & 15) : t == LM_TYPE_Q3_K ? s3[j] : (int8_t)b[192 + j];
+            sc16[j] = t == LM_TYPE_Q2_K   ? (b[j] & 15)
+                      : t == LM_TYPE_Q3_K ? s3[j]
+                                          : (int8_t)b[192 + j];
             m32[j % 8] = 0;
         }
         return;
@@ -291,18 +295,22 @@ static float dot_k(int t, int64_t k, const uint8_t *w, const uint8_t *a)
         const struct lm_blk_q8_k *y = (const struct lm_blk_q8_k *)a;
         unpack_k(t, w, q, sc16, sc32, m32);
         k_lanes(q, y->qs, sc16, sc32, t != LM_TYPE_Q4_K && t != LM_TYPE_Q5_K, lane);
-        const uint16_t xd = rd16(w + (t == LM_TYPE_Q2_K ? 80 : t == LM_TYPE_Q3_K ? 108
-                                      : t == LM_TYPE_Q6_K ? 208 : 0));
+        const uint16_t xd = rd16(w + (t == LM_TYPE_Q2_K   ? 80
+                                      : t == LM_TYPE_Q3_K ? 108
+                                      : t == LM_TYPE_Q6_K ? 208
+                                                          : 0));
         const float d = y->d * lm_f16_to_f32(xd);
         if (t == LM_TYPE_Q2_K) {
             const float dmin = -y->d * lm_f16_to_f32(rd16(w + 82));
             for (int l = 0; l < 8; l++) {
-                const int mb = (w[2 * l] >> 4) * y->bsums[2 * l] + (w[2 * l + 1] >> 4) * y->bsums[2 * l + 1];
+                const int mb =
+                    (w[2 * l] >> 4) * y->bsums[2 * l] + (w[2 * l + 1] >> 4) * y->bsums[2 * l + 1];
                 acc[l] = fmaf(dmin, (float)mb, acc[l]);
             }
         } else if (t == LM_TYPE_Q6_K) {
             for (int l = 0; l < 8; l++) {
-                lane[l] -= 32 * (y->bsums[2 * l] * sc16[2 * l] + y->bsums[2 * l + 1] * sc16[2 * l + 1]);
+                lane[l] -=
+                    32 * (y->bsums[2 * l] * sc16[2 * l] + y->bsums[2 * l + 1] * sc16[2 * l + 1]);
             }
         } else if (t == LM_TYPE_Q4_K || t == LM_TYPE_Q5_K) {
             const float dmin = -y->d * lm_f16_to_f32(rd16(w + 2));
@@ -383,24 +391,30 @@ float lm__dot_scalar(int wtype, int kern, int64_t k, const void *wrow, const voi
     case LM_TYPE_Q4_1:
     case LM_TYPE_Q5_0:
     case LM_TYPE_Q5_1:
-    case LM_TYPE_Q8_0: return dot_q32(wtype, k, wrow, arow);
-    default: return dot_k(wtype, k, wrow, arow);
+    case LM_TYPE_Q8_0:
+        return dot_q32(wtype, k, wrow, arow);
+    default:
+        return dot_k(wtype, k, wrow, arow);
     }
 }
 
-/* ---- matmul ------------------------------------------------------------------------------------- */
+/* ---- matmul -------------------------------------------------------------------------------------
+ */
 
 int lm__kern_choose(int wtype, int64_t k, int64_t m, int64_t n, unsigned flags)
 {
     switch (wtype) {
     case LM_TYPE_F32:
-    case LM_TYPE_F16: return n >= 2 && k % 16 == 0 && m % 4 == 0 ? LM_KERN_TB : LM_KERN_VEC;
-    case LM_TYPE_BF16: return n >= 2 && k % 32 == 0 && m % 4 == 0 ? LM_KERN_TB : LM_KERN_VEC;
+    case LM_TYPE_F16:
+        return n >= 2 && k % 16 == 0 && m % 4 == 0 ? LM_KERN_TB : LM_KERN_VEC;
+    case LM_TYPE_BF16:
+        return n >= 2 && k % 32 == 0 && m % 4 == 0 ? LM_KERN_TB : LM_KERN_VEC;
     case LM_TYPE_Q4_0:
     case LM_TYPE_Q4_K:
     case LM_TYPE_Q2_K:
         return m % 8 == 0 && !(flags & LM_MM_NO_REPACK) ? LM_KERN_REPACK : LM_KERN_VEC;
-    default: return LM_KERN_VEC;
+    default:
+        return LM_KERN_VEC;
     }
 }
 
@@ -415,16 +429,15 @@ void lm__mm_scalar(const struct lm_mm *p, int64_t r0, int64_t r1)
     }
 }
 
-int lm_matmul_ex(int wtype, int64_t k, int64_t m, const void *w, const void *act,
-                 size_t act_stride, int64_t n, float *out, int64_t ldo, int64_t r0, int64_t r1,
-                 unsigned flags)
+int lm_matmul_ex(int wtype, int64_t k, int64_t m, const void *w, const void *act, size_t act_stride,
+                 int64_t n, float *out, int64_t ldo, int64_t r0, int64_t r1, unsigned flags)
 {
     if (lm_act_type(wtype) < 0) {
         return LM_EUNSUPPORTED;
     }
     const size_t arb = lm_act_row_bytes(wtype, k);
-    if (k <= 0 || arb == 0 || m <= 0 || n <= 0 || ldo < m || r0 < 0 || r1 > m || r0 > r1 ||
-        !w || !act || !out || (n > 1 && act_stride < arb)) {
+    if (k <= 0 || arb == 0 || m <= 0 || n <= 0 || ldo < m || r0 < 0 || r1 > m || r0 > r1 || !w ||
+        !act || !out || (n > 1 && act_stride < arb)) {
         return LM_EINVAL;
     }
     const struct lm_mm p = {

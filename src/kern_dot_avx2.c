@@ -6,39 +6,14 @@
  * reduction trees are those of kern_dot.c. Blocking over rows and columns only changes which
  * element is computed when, never how. No allocation; libc only.
  *
- * Kernels here: F32/F16 (vec_dot and tinyBLAS), Q8_0/Q4_0/Q5_0 x Q8_0, Q4_1/Q5_1 x Q8_1, the
- * repacked Q4_0 and Q4_K, and Q6_K x Q8_K. The other types fall back to kern_dot.c (exact).
+ * Kernels here: F32/F16 (vec_dot and tinyBLAS), Q8_0/Q4_0/Q5_0 x Q8_0, Q4_1/Q5_1 x Q8_1 and the
+ * repacked Q4_0; lm__mm_avx2 dispatches BF16 to kern_bf16_avx2.c and the K-quants (Q2_K..Q6_K,
+ * vec_dot and repacked) to kern_kq_avx2.c. Every weight type has an AVX2 kernel.
  */
-#include "kern_int.h"
+#include "kern_avx2_int.h"
 
-#include <immintrin.h>
-#include <string.h>
-
-#define AI static inline __attribute__((always_inline))
-
-/* ---- reductions -------------------------------------------------------------------------------- */
-
-/* hsum_float_8: a_i = v_i + v_(i+4), (a0+a2)+(a1+a3). */
-AI float hsum8(__m256 v)
-{
-    __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
-
-/* _mm512_reduce_add_ps of the 16 lanes (lo, hi): hsum8 of lo + hi. */
-AI float red16(__m256 lo, __m256 hi)
-{
-    return hsum8(_mm256_add_ps(hi, lo));
-}
-
-AI float f16f(uint16_t h)
-{
-    return _cvtsh_ss(h);
-}
-
-/* ---- f32 / f16 ---------------------------------------------------------------------------------- */
+/* ---- f32 / f16 ----------------------------------------------------------------------------------
+ */
 
 AI __m256 ld8(const void *p, int f16, int64_t i)
 {
@@ -67,7 +42,7 @@ AI float vec_dot(int f16, int64_t n, const void *x, const void *y)
         s[2 + h] = _mm256_add_ps(s[2 + h], s[6 + h]);
         s[h] = _mm256_add_ps(s[h], s[2 + h]);
     }
-    const float r = red16(s[0], s[1]);
+    const float r = lm__red16(s[0], s[1]);
     if (!f16) {
         float sumf = r;
         for (int64_t i = np; i < n; i++) {
@@ -78,7 +53,7 @@ AI float vec_dot(int f16, int64_t n, const void *x, const void *y)
     }
     double sumd = (double)r;
     for (int64_t i = np; i < n; i++) {
-        const float prod = f16f(((const uint16_t *)x)[i]) * f16f(((const uint16_t *)y)[i]);
+        const float prod = lm__f16f(((const uint16_t *)x)[i]) * lm__f16f(((const uint16_t *)y)[i]);
         sumd += (double)prod;
     }
     return (float)sumd;
@@ -96,7 +71,7 @@ float lm__tbdot_avx2(int f16, int64_t n, const void *x, const void *y)
         lo = _mm256_fmadd_ps(ld8(x, f16, l), ld8(y, f16, l), lo);
         hi = _mm256_fmadd_ps(ld8(x, f16, l + 8), ld8(y, f16, l + 8), hi);
     }
-    return red16(lo, hi);
+    return lm__red16(lo, hi);
 }
 
 static void mm_vec_float(const struct lm_mm *p, int64_t r0, int64_t r1)
@@ -128,12 +103,40 @@ AI void tb_tile(int f16, int64_t k, const void *w, const float *const *b, int nc
         }
     }
     for (int j = 0; j < nc; j++) {
-        out[j * ldo] = red16(lo[j], hi[j]);
+        out[j * ldo] = lm__red16(lo[j], hi[j]);
     }
 }
 
-#define TB_NC    6
-#define STAGE_K  8192
+/* tinyBLAS 2 rows x 3 columns: 12 accumulators, the low and high 8 lanes in turn. */
+AI void tb_tile23(int f16, int64_t k, const void *w0, const void *w1, const float *const *b,
+                  float *out, int64_t ldo)
+{
+    __m256 acc[2][3][2];
+    for (int i = 0; i < 2; i++) {
+        for (int j = 0; j < 3; j++) {
+            acc[i][j][0] = _mm256_setzero_ps();
+            acc[i][j][1] = _mm256_setzero_ps();
+        }
+    }
+    for (int64_t l = 0; l < k; l += 16) {
+        for (int h = 0; h < 2; h++) {
+            const __m256 x0 = ld8(w0, f16, l + 8 * h), x1 = ld8(w1, f16, l + 8 * h);
+            for (int j = 0; j < 3; j++) {
+                const __m256 y = _mm256_loadu_ps(b[j] + l + 8 * h);
+                acc[0][j][h] = _mm256_fmadd_ps(x0, y, acc[0][j][h]);
+                acc[1][j][h] = _mm256_fmadd_ps(x1, y, acc[1][j][h]);
+            }
+        }
+    }
+    for (int i = 0; i < 2; i++) {
+        for (int j = 0; j < 3; j++) {
+            out[j * ldo + i] = lm__red16(acc[i][j][0], acc[i][j][1]);
+        }
+    }
+}
+
+#define TB_NC   6
+#define STAGE_K 8192
 
 /* tinyBLAS over column blocks of TB_NC; f16 activations are widened once per block (exact). */
 static void mm_tb_float(const struct lm_mm *p, int64_t r0, int64_t r1)
@@ -159,7 +162,15 @@ static void mm_tb_float(const struct lm_mm *p, int64_t r0, int64_t r1)
             b[j] = stage + j * STAGE_K;
         }
         float *o = p->out + c0 * p->ldo;
-        for (int64_t r = r0; r < r1; r++) {
+        int64_t r = r0;
+        if (nc == TB_NC) {
+            for (; r + 2 <= r1; r += 2) {
+                const uint8_t *w = p->w + (size_t)r * p->w_stride;
+                tb_tile23(f16, p->k, w, w + p->w_stride, b, o + r, p->ldo);
+                tb_tile23(f16, p->k, w, w + p->w_stride, b + 3, o + 3 * p->ldo + r, p->ldo);
+            }
+        }
+        for (; r < r1; r++) {
             const uint8_t *w = p->w + (size_t)r * p->w_stride;
             if (nc == TB_NC) {
                 tb_tile(f16, p->k, w, b, TB_NC, o + r, p->ldo);
@@ -170,7 +181,8 @@ static void mm_tb_float(const struct lm_mm *p, int64_t r0, int64_t r1)
     }
 }
 
-/* ---- 32-element block types -------------------------------------------------------------------- */
+/* ---- 32-element block types --------------------------------------------------------------------
+ */
 
 /* 32 bits to 32 bytes, 0xFF where the bit is set (ggml bytes_from_bits_32). */
 AI __m256i bits32(const uint8_t *qh)
@@ -197,12 +209,15 @@ AI __m256i nibbles32(const uint8_t *qs)
 AI __m256i unpack32(int t, const uint8_t *b)
 {
     switch (t) {
-    case LM_TYPE_Q8_0: return _mm256_loadu_si256((const __m256i *)(b + 2));
-    case LM_TYPE_Q4_0: return _mm256_sub_epi8(nibbles32(b + 2), _mm256_set1_epi8(8));
+    case LM_TYPE_Q8_0:
+        return _mm256_loadu_si256((const __m256i *)(b + 2));
+    case LM_TYPE_Q4_0:
+        return _mm256_sub_epi8(nibbles32(b + 2), _mm256_set1_epi8(8));
     case LM_TYPE_Q5_0:
         return _mm256_or_si256(nibbles32(b + 6),
                                _mm256_andnot_si256(bits32(b + 2), _mm256_set1_epi8((char)0xF0)));
-    case LM_TYPE_Q4_1: return nibbles32(b + 4);
+    case LM_TYPE_Q4_1:
+        return nibbles32(b + 4);
     default:
         return _mm256_or_si256(nibbles32(b + 8),
                                _mm256_and_si256(bits32(b + 4), _mm256_set1_epi8(0x10)));
@@ -221,11 +236,11 @@ AI __m256i lanes32(__m256i w, __m256i a, int w_signed)
     return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
 }
 
-AI uint16_t rd16(const uint8_t *p)
+/* lanes32 for signed w with |w| (aw) precomputed once per weight block. */
+AI __m256i lanes32_abs(__m256i w, __m256i aw, __m256i a)
 {
-    uint16_t v;
-    memcpy(&v, p, 2);
-    return v;
+    const __m256i p16 = _mm256_maddubs_epi16(aw, _mm256_sign_epi8(a, w));
+    return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
 }
 
 /* NR weight rows x NC activation columns of the vec_dot formula for the 32-block types. */
@@ -247,22 +262,26 @@ AI void q32_tile(const struct lm_mm *p, int t, int64_t r, int64_t c, int NR, int
         a[j] = p->act + (size_t)(c + j) * p->act_stride;
     }
     for (int64_t b = 0; b < p->k / 32; b++) {
-        __m256i wq[4];
-        float dw[4];
+        __m256i wq[4], aw[4];
+        __m256 dw[4];
         for (int i = 0; i < NR; i++) {
             _mm_prefetch((const char *)(w[i] + (b + 8) * bw), _MM_HINT_T0);
             wq[i] = unpack32(t, w[i] + b * bw);
-            dw[i] = f16f(rd16(w[i] + b * bw));
+            aw[i] = has_m ? wq[i] : _mm256_sign_epi8(wq[i], wq[i]);
+            dw[i] = _mm256_set1_ps(lm__f16f(lm__rd16(w[i] + b * bw)));
         }
         for (int j = 0; j < NC; j++) {
             const uint8_t *ab = a[j] + b * ba;
             const __m256i aq = _mm256_loadu_si256((const __m256i *)(ab + (has_m ? 4 : 2)));
-            const float da = f16f(rd16(ab));
+            const __m256 da = _mm256_set1_ps(lm__f16f(lm__rd16(ab)));
             for (int i = 0; i < NR; i++) {
-                const __m256 f = _mm256_cvtepi32_ps(lanes32(wq[i], aq, !has_m));
-                acc[i][j] = _mm256_fmadd_ps(_mm256_set1_ps(dw[i] * da), f, acc[i][j]);
+                const __m256i li = has_m ? lanes32(wq[i], aq, 0) : lanes32_abs(wq[i], aw[i], aq);
+                const __m256 f = _mm256_cvtepi32_ps(li);
+                /* dw * da is exact (two halves), so the vector product equals the scalar one. */
+                acc[i][j] = _mm256_fmadd_ps(_mm256_mul_ps(dw[i], da), f, acc[i][j]);
                 if (has_m) {
-                    const float ms = f16f(rd16(w[i] + b * bw + 2)) * f16f(rd16(ab + 2));
+                    const float ms =
+                        lm__f16f(lm__rd16(w[i] + b * bw + 2)) * lm__f16f(lm__rd16(ab + 2));
                     summs[i][j] = summs[i][j] + ms;
                 }
             }
@@ -270,7 +289,7 @@ AI void q32_tile(const struct lm_mm *p, int t, int64_t r, int64_t c, int NR, int
     }
     for (int i = 0; i < NR; i++) {
         for (int j = 0; j < NC; j++) {
-            const float h = hsum8(acc[i][j]);
+            const float h = lm__hsum8(acc[i][j]);
             p->out[(c + j) * p->ldo + r + i] = has_m ? h + summs[i][j] : h;
         }
     }
@@ -303,32 +322,33 @@ AI void mm_q32_t(const struct lm_mm *p, int64_t r0, int64_t r1, int t)
 static void mm_q32(const struct lm_mm *p, int64_t r0, int64_t r1)
 {
     switch (p->wtype) {
-    case LM_TYPE_Q8_0: mm_q32_t(p, r0, r1, LM_TYPE_Q8_0); break;
-    case LM_TYPE_Q4_0: mm_q32_t(p, r0, r1, LM_TYPE_Q4_0); break;
-    case LM_TYPE_Q5_0: mm_q32_t(p, r0, r1, LM_TYPE_Q5_0); break;
-    case LM_TYPE_Q4_1: mm_q32_t(p, r0, r1, LM_TYPE_Q4_1); break;
-    default: mm_q32_t(p, r0, r1, LM_TYPE_Q5_1); break;
+    case LM_TYPE_Q8_0:
+        mm_q32_t(p, r0, r1, LM_TYPE_Q8_0);
+        break;
+    case LM_TYPE_Q4_0:
+        mm_q32_t(p, r0, r1, LM_TYPE_Q4_0);
+        break;
+    case LM_TYPE_Q5_0:
+        mm_q32_t(p, r0, r1, LM_TYPE_Q5_0);
+        break;
+    case LM_TYPE_Q4_1:
+        mm_q32_t(p, r0, r1, LM_TYPE_Q4_1);
+        break;
+    default:
+        mm_q32_t(p, r0, r1, LM_TYPE_Q5_1);
+        break;
     }
 }
 
-/* ---- repacked types: one accumulator per output, 8 rows per vector ------------------------------ */
-
-/* The lane sums of 8 vectors (one per row) as one vector of 8 row sums (exact integers). */
-AI __m256i rowsums8(const __m256i v[8])
-{
-    const __m256i h01 = _mm256_hadd_epi32(v[0], v[1]), h23 = _mm256_hadd_epi32(v[2], v[3]);
-    const __m256i h45 = _mm256_hadd_epi32(v[4], v[5]), h67 = _mm256_hadd_epi32(v[6], v[7]);
-    const __m256i g0 = _mm256_hadd_epi32(h01, h23), g1 = _mm256_hadd_epi32(h45, h67);
-    return _mm256_add_epi32(_mm256_permute2x128_si256(g0, g1, 0x20),
-                            _mm256_permute2x128_si256(g0, g1, 0x31));
-}
+/* ---- repacked types: one accumulator per output, 8 rows per vector ------------------------------
+ */
 
 /* Eight f16 scales at byte offset off of consecutive blocks of 8 rows, as floats. */
 AI __m256 d8(const uint8_t *const *w, size_t off)
 {
     uint16_t h[8];
     for (int i = 0; i < 8; i++) {
-        h[i] = rd16(w[i] + off);
+        h[i] = lm__rd16(w[i] + off);
     }
     return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)h));
 }
@@ -358,8 +378,8 @@ AI void q4_0_rep_tile(const struct lm_mm *p, int64_t r, int64_t c, int NC)
             for (int i = 0; i < 8; i++) {
                 v[i] = lanes32(wq[i], aq, 1);
             }
-            const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(f16f(rd16(ab))));
-            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(rowsums8(v)), d, acc[j]);
+            const __m256 d = _mm256_mul_ps(dw, _mm256_set1_ps(lm__f16f(lm__rd16(ab))));
+            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lm__rowsums8(v)), d, acc[j]);
         }
     }
     for (int j = 0; j < NC; j++) {
@@ -367,113 +387,34 @@ AI void q4_0_rep_tile(const struct lm_mm *p, int64_t r, int64_t c, int NC)
     }
 }
 
-/* Q4_K super-block of one row unpacked: quants 0..15 in dequant order, scales and mins. */
-struct q4k_unp {
-    uint8_t q[256];
-    int16_t sc[8], m[8];
-};
-
-static void q4k_unpack(const uint8_t *b, struct q4k_unp *u)
-{
-    for (int c = 0; c < 4; c++) {
-        const __m256i bits = _mm256_loadu_si256((const __m256i *)(b + 16 + 32 * c));
-        const __m256i lo = _mm256_and_si256(bits, _mm256_set1_epi8(0xF));
-        const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(bits, 4), _mm256_set1_epi8(0xF));
-        _mm256_storeu_si256((__m256i *)(u->q + 64 * c), lo);
-        _mm256_storeu_si256((__m256i *)(u->q + 64 * c + 32), hi);
-    }
-    for (int j = 0; j < 8; j++) {
-        uint8_t s, m;
-        lm__scale_min_k4(j, b + 4, &s, &m);
-        u->sc[j] = s;
-        u->m[j] = m;
-    }
-}
-
-/* Q4_K repacked: rows r..r+7 against NC columns; acc/accm per the contract, out = acc - accm. */
-AI void q4_k_rep_tile(const struct lm_mm *p, int64_t r, int64_t c, int NC)
-{
-    const uint8_t *w[8];
-    __m256 acc[4], accm[4];
-    struct q4k_unp u[8];
-    for (int i = 0; i < 8; i++) {
-        w[i] = p->w + (size_t)(r + i) * p->w_stride;
-    }
-    for (int j = 0; j < NC; j++) {
-        acc[j] = _mm256_setzero_ps();
-        accm[j] = _mm256_setzero_ps();
-    }
-    for (int64_t b = 0; b < p->k / 256; b++) {
-        for (int i = 0; i < 8; i++) {
-            q4k_unpack(w[i] + b * 144, &u[i]);
-        }
-        const __m256 dw = d8(w, (size_t)b * 144), dmw = d8(w, (size_t)b * 144 + 2);
-        for (int j = 0; j < NC; j++) {
-            const struct lm_blk_q8_k *y =
-                (const struct lm_blk_q8_k *)(p->act + (size_t)(c + j) * p->act_stride) + b;
-            __m256i v[8];
-            int32_t mn[8];
-            for (int i = 0; i < 8; i++) {
-                __m256i s = _mm256_setzero_si256();
-                mn[i] = 0;
-                for (int sb = 0; sb < 8; sb++) {
-                    const __m256i q = _mm256_loadu_si256((const __m256i *)(u[i].q + 32 * sb));
-                    const __m256i a = _mm256_loadu_si256((const __m256i *)(y->qs + 32 * sb));
-                    const __m256i p16 = _mm256_maddubs_epi16(q, a);
-                    s = _mm256_add_epi32(s, _mm256_madd_epi16(p16, _mm256_set1_epi16(u[i].sc[sb])));
-                    mn[i] += u[i].m[sb] * (y->bsums[2 * sb] + y->bsums[2 * sb + 1]);
-                }
-                v[i] = s;
-            }
-            const __m256 yd = _mm256_set1_ps(y->d);
-            const __m256 fm = _mm256_cvtepi32_ps(_mm256_loadu_si256((const __m256i *)mn));
-            acc[j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(rowsums8(v)), _mm256_mul_ps(dw, yd), acc[j]);
-            accm[j] = _mm256_fmadd_ps(fm, _mm256_mul_ps(dmw, yd), accm[j]);
-        }
-    }
-    for (int j = 0; j < NC; j++) {
-        _mm256_storeu_ps(p->out + (c + j) * p->ldo + r, _mm256_sub_ps(acc[j], accm[j]));
-    }
-}
-
-/* Rows outside whole groups of 8 use the scalar oracle (same formula, same bits). */
-static void rep_rows_scalar(const struct lm_mm *p, int64_t r0, int64_t r1)
-{
-    if (r0 < r1) {
-        lm__mm_scalar(p, r0, r1);
-    }
-}
-
-static void mm_repack(const struct lm_mm *p, int64_t r0, int64_t r1)
+/* Repacked Q4_0: whole groups of 8 rows in SIMD, the rows outside them with the scalar oracle
+ * (same formula, same bits). */
+static void mm_repack_q4_0(const struct lm_mm *p, int64_t r0, int64_t r1)
 {
     const int64_t g0 = (r0 + 7) / 8 * 8, g1 = r1 / 8 * 8;
     if (g0 >= g1) {
-        rep_rows_scalar(p, r0, r1);
+        lm__mm_scalar(p, r0, r1);
         return;
     }
-    rep_rows_scalar(p, r0, g0);
-    rep_rows_scalar(p, g1, r1);
-    const int q4k = p->wtype == LM_TYPE_Q4_K;
+    if (r0 < g0) {
+        lm__mm_scalar(p, r0, g0);
+    }
+    if (g1 < r1) {
+        lm__mm_scalar(p, g1, r1);
+    }
     for (int64_t r = g0; r < g1; r += 8) {
         int64_t c = 0;
         for (; c + 4 <= p->n; c += 4) {
-            if (q4k) {
-                q4_k_rep_tile(p, r, c, 4);
-            } else {
-                q4_0_rep_tile(p, r, c, 4);
-            }
+            q4_0_rep_tile(p, r, c, 4);
         }
         for (; c < p->n; c++) {
-            if (q4k) {
-                q4_k_rep_tile(p, r, c, 1);
-            } else {
-                q4_0_rep_tile(p, r, c, 1);
-            }
+            q4_0_rep_tile(p, r, c, 1);
         }
     }
 }
 
-/* ---- dispatch ------------------------------------------------------------------------------------ */
+/* ---- dispatch ----------------------------------------------------------------------------------
+ */
 
 int lm__mm_avx2(const struct lm_mm *p, int64_t r0, int64_t r1)
 {
@@ -486,21 +427,22 @@ int lm__mm_avx2(const struct lm_mm *p, int64_t r0, int64_t r1)
             mm_vec_float(p, r0, r1);
         }
         return 1;
+    case LM_TYPE_BF16:
+        return lm__mm_bf16_avx2(p, r0, r1);
     case LM_TYPE_Q4_0:
-    case LM_TYPE_Q4_K:
         if (p->kern == LM_KERN_REPACK) {
-            mm_repack(p, r0, r1);
+            mm_repack_q4_0(p, r0, r1);
             return 1;
-        }
-        if (p->wtype == LM_TYPE_Q4_K) {
-            return 0;
         }
         mm_q32(p, r0, r1);
         return 1;
     case LM_TYPE_Q8_0:
     case LM_TYPE_Q5_0:
     case LM_TYPE_Q4_1:
-    case LM_TYPE_Q5_1: mm_q32(p, r0, r1); return 1;
-    default: return 0;
+    case LM_TYPE_Q5_1:
+        mm_q32(p, r0, r1);
+        return 1;
+    default:
+        return lm__mm_kq_avx2(p, r0, r1);
     }
 }

@@ -156,7 +156,8 @@ void lm__scale_min_k4(int j, const uint8_t *q, uint8_t *sc, uint8_t *m);
 /* The 16 signed 6-bit Q3_K scales (minus 32 applied) of a 12-byte scales array. */
 void lm__q3k_scales(const uint8_t *b, int8_t out[16]);
 
-/* ---- CPU features (cpu.c) ---------------------------------------------------------------------- */
+/* ---- CPU features (cpu.c) ----------------------------------------------------------------------
+ */
 
 enum lm_simd {
     LM_SIMD_SCALAR = 0, /* portable C, always available */
@@ -176,7 +177,8 @@ int lm_simd_set(int level);
 /* "scalar", "avx2"; NULL for an unknown level. */
 const char *lm_simd_name(int level);
 
-/* ---- activations (quant_act.c) ------------------------------------------------------------------ */
+/* ---- activations (quant_act.c) ------------------------------------------------------------------
+ */
 
 /* The activation format a weight type's dot product consumes (see the contract); -1 if none. */
 int lm_act_type(int wtype);
@@ -195,7 +197,8 @@ void lm_f32_to_bf16_act(const float *x, uint16_t *y, int64_t k);
 /* F16C-style conversion of one value (NaN payload kept and quieted). */
 uint16_t lm__f32_to_f16_hw(float f);
 
-/* ---- dot products for attention (vec_dot / tinyBLAS per-element structure) --------------------- */
+/* ---- dot products for attention (vec_dot / tinyBLAS per-element structure) ---------------------
+ */
 
 /* ggml_vec_dot_f32 (AVX-512 structure) of x, y (n). */
 float lm_dot_f32(int64_t n, const float *x, const float *y);
@@ -209,9 +212,11 @@ float lm_dot_f16_tb(int64_t n, const uint16_t *x, const uint16_t *y);
 float lm_dot_bf16(int64_t n, const uint16_t *x, const uint16_t *y);
 float lm_dot_bf16_tb(int64_t n, const uint16_t *x, const uint16_t *y);
 
-/* ---- matmul ------------------------------------------------------------------------------------- */
+/* ---- matmul -------------------------------------------------------------------------------------
+ */
 
-#define LM_MM_NO_REPACK 1u /* the weight is not in llama.cpp's CPU_REPACK buffer (e.g. tied output) */
+#define LM_MM_NO_REPACK                                                                            \
+    1u /* the weight is not in llama.cpp's CPU_REPACK buffer (e.g. tied output) */
 
 /*
  * out[col * ldo + row] for row in [r0, r1), col in [0, n) = dot(weight row, activation col).
@@ -226,11 +231,11 @@ float lm_dot_bf16_tb(int64_t n, const uint16_t *x, const uint16_t *y);
 int lm_matmul(int wtype, int64_t k, int64_t m, const void *w, const void *act, size_t act_stride,
               int64_t n, float *out, int64_t ldo, int64_t r0, int64_t r1);
 /* lm_matmul with flags (LM_MM_NO_REPACK). */
-int lm_matmul_ex(int wtype, int64_t k, int64_t m, const void *w, const void *act,
-                 size_t act_stride, int64_t n, float *out, int64_t ldo, int64_t r0, int64_t r1,
-                 unsigned flags);
+int lm_matmul_ex(int wtype, int64_t k, int64_t m, const void *w, const void *act, size_t act_stride,
+                 int64_t n, float *out, int64_t ldo, int64_t r0, int64_t r1, unsigned flags);
 
-/* ---- internal: the kernel families shared by kern_dot.c and kern_dot_avx2.c ------------------- */
+/* ---- internal: the kernel families shared by kern_dot.c and kern_dot_avx2.c -------------------
+ */
 
 enum lm_kern {
     LM_KERN_VEC = 0,   /* vec_dot / tinyBLAS_Q0 formula */

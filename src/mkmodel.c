@@ -53,8 +53,8 @@ static const char zephyr_template[] = "{% for message in messages %}\n"
 static const char *const words[] = {
     "the",   "a",      "and",   "to",    "was",   "he",    "she",    "it",     "they",   "of",
     "in",    "her",    "his",   "said",  "with",  "on",    "you",    "that",   "had",    "for",
-    "day",   "one",    "there", "upon",  "time",  "once",  "little", "girl",   "boy",    "named",
-    "lily",  "tom",    "big",   "happy", "play",  "went",  "saw",    "wanted", "very",   "mom",
+    "day",   "one",    "there", "upon",  "time",  "Once",  "little", "girl",   "boy",    "named",
+    "Lily",  "tom",    "big",   "happy", "play",  "went",  "saw",    "wanted", "very",   "mom",
     "dad",   "friend", "dog",   "cat",   "tree",  "park",  "ball",   "toy",    "sun",    "fun",
     "but",   "so",     "not",   "is",    "be",    "at",    "all",    "up",     "out",    "then",
     "when",  "can",    "help",  "look",  "like",  "loved", "go",     "home",   "red",    "blue",
@@ -62,7 +62,7 @@ static const char *const words[] = {
     "every", "what",   "do",    "no",    "from",  "we",    "my",     "me",     "him",    "them",
     "after", "back",   "down",  "know",  "see",   "come",  "made",   "find",   "thing",  "way",
     "old",   "man",    "king",  "car",   "box",   "cake",  "hat",    "flower", "garden", "bright",
-    "park",
+    "The",   "One",    "She",   "He",    "They",  "Tom",   "It",
 };
 
 struct vocab {
@@ -429,27 +429,64 @@ static int write_vocab(lm_gguf_writer *w, const struct preset *p, const struct v
     return rc;
 }
 
-/* Declares the tensors, then generates and writes them one by one. */
+static uint64_t tensor_bytes(const struct tdesc *t)
+{
+    return (uint64_t)(lm_type_row_bytes(t->type, t->ne[0]) * t->ne[1]);
+}
+
+/* One tensor's data handed to the writer thread. */
+struct write_job {
+    lm_gguf_writer *w;
+    const uint8_t *data;
+    uint64_t n_bytes;
+    int rc;
+};
+
+static void *write_data(void *arg)
+{
+    struct write_job *j = arg;
+    j->rc = lm_gguf_writer_write_tensor_data(j->w, j->data, j->n_bytes);
+    return NULL;
+}
+
+/* Declares the tensors, then generates tensor i + 1 into one buffer while a thread writes
+ * tensor i from the other, so the disk and the generator work at the same time. */
 static int write_tensors(lm_gguf_writer *w, const struct tdesc *t, int64_t n, uint64_t seed)
 {
     uint64_t max_bytes = 0;
+    uint8_t *buf[2] = {NULL, NULL};
+    struct write_job job = {.w = w};
+    pthread_t th;
+    bool writing = false;
     int rc = 0;
     for (int64_t i = 0; i < n && rc == 0; i++) {
         rc = lm_gguf_writer_add_tensor(w, t[i].name, t[i].type, t[i].n_dims, t[i].ne);
-        uint64_t b = (uint64_t)(lm_type_row_bytes(t[i].type, t[i].ne[0]) * t[i].ne[1]);
-        max_bytes = b > max_bytes ? b : max_bytes;
+        max_bytes = tensor_bytes(&t[i]) > max_bytes ? tensor_bytes(&t[i]) : max_bytes;
     }
     rc = rc < 0 ? rc : lm_gguf_writer_begin_data(w);
-    uint8_t *buf = rc < 0 ? NULL : malloc(max_bytes);
-    if (rc == 0 && !buf) {
-        rc = LM_ENOMEM;
-    }
+    buf[0] = malloc(max_bytes);
+    buf[1] = malloc(max_bytes);
+    rc = rc < 0 ? rc : !buf[0] || !buf[1] ? LM_ENOMEM : 0;
     for (int64_t i = 0; i < n && rc == 0; i++) {
-        rc = gen_tensor(&t[i], i, seed, buf);
-        uint64_t b = (uint64_t)(lm_type_row_bytes(t[i].type, t[i].ne[0]) * t[i].ne[1]);
-        rc = rc < 0 ? rc : lm_gguf_writer_write_tensor_data(w, buf, b);
+        rc = gen_tensor(&t[i], i, seed, buf[i % 2]);
+        if (writing) {
+            pthread_join(th, NULL);
+            writing = false;
+            rc = rc < 0 ? rc : job.rc;
+        }
+        job = (struct write_job){w, buf[i % 2], tensor_bytes(&t[i]), 0};
+        writing = rc == 0 && pthread_create(&th, NULL, write_data, &job) == 0;
+        if (rc == 0 && !writing) {
+            write_data(&job); /* no thread: write it here */
+            rc = job.rc;
+        }
     }
-    free(buf);
+    if (writing) {
+        pthread_join(th, NULL);
+        rc = rc < 0 ? rc : job.rc;
+    }
+    free(buf[0]);
+    free(buf[1]);
     return rc;
 }
 
@@ -504,11 +541,10 @@ int lm_mkmodel_write(const char *path, const struct lm_mkmodel_opts *o, char *er
     rc = rc < 0 ? rc : write_vocab(w, p, &v);
     rc = rc < 0 ? rc : write_tensors(w, t, n_t, o->seed);
     rc = rc < 0 ? rc : lm_gguf_writer_finish(w);
-    if (rc < 0 && w) {
+    if (rc < 0 && w && lm_gguf_writer_errmsg(w)[0]) {
         snprintf(errbuf, errlen, "%s", lm_gguf_writer_errmsg(w));
-    }
-    if (rc == LM_ENOMEM && !w) {
-        snprintf(errbuf, errlen, "%s: out of memory", path);
+    } else if (rc < 0 && (w || rc == LM_ENOMEM)) {
+        snprintf(errbuf, errlen, "%s: %s", path, lm_strerror(rc));
     }
     lm_gguf_writer_close(w);
     voc_free(&v);

@@ -1,22 +1,35 @@
 /*
- * Fork-join thread pool (see pool_int.h). Workers sleep on a condition variable between jobs; a
- * job is published by bumping a generation counter, and completion is counted under the mutex.
- * Depends on pthreads only.
+ * Fork-join thread pool (see pool_int.h). A job is published by bumping an atomic generation
+ * counter; workers spin on it for a short while (a decode step runs a few hundred small jobs
+ * back to back, and waking a sleeping thread costs tens of microseconds), then sleep on a
+ * condition variable. Completion is an atomic counter the caller spins on. Depends on pthreads
+ * and C11 atomics only.
  */
 #include "pool_int.h"
 
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define cpu_relax() _mm_pause()
+#else
+#define cpu_relax() ((void)0)
+#endif
+
+enum { SPIN_ITERS = 20000 }; /* ~100 us of pause instructions before sleeping */
 
 struct lm_pool {
     int n;              /* workers including the caller */
     pthread_t *threads; /* (n - 1) */
     pthread_mutex_t mu;
     pthread_cond_t wake;
-    pthread_cond_t done;
-    unsigned long gen; /* job generation, bumped per lm_pool_run */
-    int n_done;        /* helpers finished with the current job */
-    int stop;
+    atomic_ulong gen;   /* job generation, bumped per lm_pool_run */
+    atomic_int n_done;  /* helpers finished with the current job */
+    atomic_int n_sleep; /* helpers blocked on the condition variable */
+    atomic_int stop;
     lm_pool_fn fn;
     void *arg;
 };
@@ -26,6 +39,26 @@ struct worker_arg {
     int ith;
 };
 
+/* Waits until the generation moves past seen (or stop); returns the new generation. */
+static unsigned long wait_job(lm_pool *p, unsigned long seen)
+{
+    for (int i = 0; i < SPIN_ITERS; i++) {
+        unsigned long g = atomic_load_explicit(&p->gen, memory_order_acquire);
+        if (g != seen || atomic_load(&p->stop)) {
+            return g;
+        }
+        cpu_relax();
+    }
+    pthread_mutex_lock(&p->mu);
+    atomic_fetch_add(&p->n_sleep, 1);
+    while (atomic_load(&p->gen) == seen && !atomic_load(&p->stop)) {
+        pthread_cond_wait(&p->wake, &p->mu);
+    }
+    atomic_fetch_sub(&p->n_sleep, 1);
+    pthread_mutex_unlock(&p->mu);
+    return atomic_load_explicit(&p->gen, memory_order_acquire);
+}
+
 static void *worker_main(void *v)
 {
     struct worker_arg wa = *(struct worker_arg *)v;
@@ -33,27 +66,12 @@ static void *worker_main(void *v)
     unsigned long seen = 0;
     free(v);
     for (;;) {
-        pthread_mutex_lock(&p->mu);
-        while (p->gen == seen && !p->stop) {
-            pthread_cond_wait(&p->wake, &p->mu);
-        }
-        if (p->stop) {
-            pthread_mutex_unlock(&p->mu);
+        seen = wait_job(p, seen);
+        if (atomic_load(&p->stop)) {
             return NULL;
         }
-        seen = p->gen;
-        lm_pool_fn fn = p->fn;
-        void *arg = p->arg;
-        pthread_mutex_unlock(&p->mu);
-
-        fn(arg, wa.ith, p->n);
-
-        pthread_mutex_lock(&p->mu);
-        p->n_done++;
-        if (p->n_done == p->n - 1) {
-            pthread_cond_signal(&p->done);
-        }
-        pthread_mutex_unlock(&p->mu);
+        p->fn(p->arg, wa.ith, p->n);
+        atomic_fetch_add_explicit(&p->n_done, 1, memory_order_release);
     }
 }
 
@@ -64,10 +82,9 @@ lm_pool *lm_pool_create(int n_threads)
         free(p);
         return NULL;
     }
-    p->n = n_threads;
+    p->n = 1;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
-    pthread_cond_init(&p->done, NULL);
     p->threads = calloc((size_t)n_threads, sizeof *p->threads);
     if (!p->threads) {
         lm_pool_destroy(p);
@@ -76,7 +93,6 @@ lm_pool *lm_pool_create(int n_threads)
     for (int i = 1; i < n_threads; i++) {
         struct worker_arg *wa = malloc(sizeof *wa);
         if (!wa) {
-            p->n = i;
             lm_pool_destroy(p);
             return NULL;
         }
@@ -84,11 +100,12 @@ lm_pool *lm_pool_create(int n_threads)
         wa->ith = i;
         if (pthread_create(&p->threads[i - 1], NULL, worker_main, wa) != 0) {
             free(wa);
-            p->n = i;
             lm_pool_destroy(p);
             return NULL;
         }
+        p->n = i + 1;
     }
+    p->n = n_threads;
     return p;
 }
 
@@ -98,7 +115,7 @@ void lm_pool_destroy(lm_pool *p)
         return;
     }
     pthread_mutex_lock(&p->mu);
-    p->stop = 1;
+    atomic_store(&p->stop, 1);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     for (int i = 1; i < p->n && p->threads; i++) {
@@ -106,7 +123,6 @@ void lm_pool_destroy(lm_pool *p)
     }
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
-    pthread_cond_destroy(&p->done);
     free(p->threads);
     free(p);
 }
@@ -122,19 +138,31 @@ void lm_pool_run(lm_pool *p, lm_pool_fn fn, void *arg)
         fn(arg, 0, 1);
         return;
     }
-    pthread_mutex_lock(&p->mu);
     p->fn = fn;
     p->arg = arg;
-    p->n_done = 0;
-    p->gen++;
-    pthread_cond_broadcast(&p->wake);
-    pthread_mutex_unlock(&p->mu);
-
-    fn(arg, 0, p->n);
-
-    pthread_mutex_lock(&p->mu);
-    while (p->n_done < p->n - 1) {
-        pthread_cond_wait(&p->done, &p->mu);
+    atomic_store_explicit(&p->n_done, 0, memory_order_relaxed);
+    atomic_fetch_add(&p->gen, 1); /* seq_cst: pairs with the n_sleep check below */
+    if (atomic_load(&p->n_sleep) > 0) {
+        pthread_mutex_lock(&p->mu);
+        pthread_cond_broadcast(&p->wake);
+        pthread_mutex_unlock(&p->mu);
     }
-    pthread_mutex_unlock(&p->mu);
+    fn(arg, 0, p->n);
+    /* Spin briefly, then yield: on a loaded machine the helper may not be running at all. */
+    for (int i = 0; atomic_load_explicit(&p->n_done, memory_order_acquire) < p->n - 1; i++) {
+        if (i < 2000) {
+            cpu_relax();
+        } else {
+            sched_yield();
+        }
+    }
+}
+
+void lm_pool_run_sized(lm_pool *p, lm_pool_fn fn, void *arg, double work)
+{
+    if (work < LM_POOL_MIN_WORK) {
+        fn(arg, 0, 1);
+        return;
+    }
+    lm_pool_run(p, fn, arg);
 }

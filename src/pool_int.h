@@ -20,4 +20,11 @@ int lm_pool_size(const lm_pool *p);
 /* Runs fn on every worker and returns when all are done. Not reentrant. */
 void lm_pool_run(lm_pool *p, lm_pool_fn fn, void *arg);
 
+/* Below this many multiply-adds a job runs on the calling thread: waking a helper costs more
+ * than it saves. Kernels give the same bits for any split, so this changes only speed. */
+#define LM_POOL_MIN_WORK 65536.0
+
+/* lm_pool_run, or fn(arg, 0, 1) on the calling thread when work is below LM_POOL_MIN_WORK. */
+void lm_pool_run_sized(lm_pool *p, lm_pool_fn fn, void *arg, double work);
+
 #endif

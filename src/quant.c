@@ -85,7 +85,8 @@ int64_t lm_type_row_bytes(int type, int64_t n)
     return nb * k_types[type].bytes;
 }
 
-/* ---- half and bfloat16 ------------------------------------------------------------------------- */
+/* ---- half and bfloat16 -------------------------------------------------------------------------
+ */
 
 static uint32_t f2u(float f)
 {
@@ -153,7 +154,8 @@ uint16_t lm_f32_to_bf16(float f)
     return (uint16_t)((u + (0x7FFFu + ((u >> 16) & 1))) >> 16);
 }
 
-/* ---- shared K-quant helpers ------------------------------------------------------------------- */
+/* ---- shared K-quant helpers -------------------------------------------------------------------
+ */
 
 void lm__scale_min_k4(int j, const uint8_t *q, uint8_t *sc, uint8_t *m)
 {
@@ -176,7 +178,8 @@ void lm__q3k_scales(const uint8_t *b, int8_t out[16])
     }
 }
 
-/* ---- dequantization (one block each; y gets the block's elements) ------------------------------ */
+/* ---- dequantization (one block each; y gets the block's elements) ------------------------------
+ */
 
 static void dq_q4_0(const struct lm_blk_q4_0 *x, float *y)
 {
@@ -339,17 +342,39 @@ static void dq_block(int type, const uint8_t *b, float *y)
     } u;
     memcpy(&u, b, (size_t)k_types[type].bytes);
     switch (type) {
-    case LM_TYPE_Q4_0: dq_q4_0(&u.q4_0, y); break;
-    case LM_TYPE_Q4_1: dq_q4_1(&u.q4_1, y); break;
-    case LM_TYPE_Q5_0: dq_q5_0(&u.q5_0, y); break;
-    case LM_TYPE_Q5_1: dq_q5_1(&u.q5_1, y); break;
-    case LM_TYPE_Q8_0: dq_q8_0(&u.q8_0, y); break;
-    case LM_TYPE_Q2_K: dq_q2_k(&u.q2_k, y); break;
-    case LM_TYPE_Q3_K: dq_q3_k(&u.q3_k, y); break;
-    case LM_TYPE_Q4_K: dq_q4_k(&u.q4_k, y); break;
-    case LM_TYPE_Q5_K: dq_q5_k(&u.q5_k, y); break;
-    case LM_TYPE_Q6_K: dq_q6_k(&u.q6_k, y); break;
-    default: dq_q8_k(&u.q8_k, y); break;
+    case LM_TYPE_Q4_0:
+        dq_q4_0(&u.q4_0, y);
+        break;
+    case LM_TYPE_Q4_1:
+        dq_q4_1(&u.q4_1, y);
+        break;
+    case LM_TYPE_Q5_0:
+        dq_q5_0(&u.q5_0, y);
+        break;
+    case LM_TYPE_Q5_1:
+        dq_q5_1(&u.q5_1, y);
+        break;
+    case LM_TYPE_Q8_0:
+        dq_q8_0(&u.q8_0, y);
+        break;
+    case LM_TYPE_Q2_K:
+        dq_q2_k(&u.q2_k, y);
+        break;
+    case LM_TYPE_Q3_K:
+        dq_q3_k(&u.q3_k, y);
+        break;
+    case LM_TYPE_Q4_K:
+        dq_q4_k(&u.q4_k, y);
+        break;
+    case LM_TYPE_Q5_K:
+        dq_q5_k(&u.q5_k, y);
+        break;
+    case LM_TYPE_Q6_K:
+        dq_q6_k(&u.q6_k, y);
+        break;
+    default:
+        dq_q8_k(&u.q8_k, y);
+        break;
     }
 }
 
@@ -370,7 +395,8 @@ int lm_dequant_row(int type, const void *src, float *dst, int64_t n)
     return 0;
 }
 
-/* ---- reference quantization (ggml quantize_row_*_ref) ------------------------------------------ */
+/* ---- reference quantization (ggml quantize_row_*_ref) ------------------------------------------
+ */
 
 #define GROUP_MAX_EPS 1e-15f
 
@@ -713,8 +739,8 @@ static void q_q2_k(const float *x, struct lm_blk_q2_k *y)
         for (int l = 0; l < 16; l++) {
             w[l] = fabsf(x[16 * j + l]);
         }
-        scales[j] = make_qkx2_quants(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.5f,
-                                     0.1f, 15, 1);
+        scales[j] =
+            make_qkx2_quants(16, 3, x + 16 * j, w, L + 16 * j, &mins[j], Laux, -0.5f, 0.1f, 15, 1);
         max_scale = scales[j] > max_scale ? scales[j] : max_scale;
         max_min = mins[j] > max_min ? mins[j] : max_min;
     }
@@ -808,15 +834,33 @@ static void q_block(int type, const float *x, uint8_t *b)
     } u;
     memset(&u, 0, sizeof(u));
     switch (type) {
-    case LM_TYPE_Q4_0: q_q4_0(x, &u.q4_0); break;
-    case LM_TYPE_Q4_1: q_q4_1(x, &u.q4_1); break;
-    case LM_TYPE_Q5_0: q_q5_0(x, &u.q5_0); break;
-    case LM_TYPE_Q5_1: q_q5_1(x, &u.q5_1); break;
-    case LM_TYPE_Q8_0: q_q8_0(x, &u.q8_0); break;
-    case LM_TYPE_Q2_K: q_q2_k(x, &u.q2_k); break;
-    case LM_TYPE_Q4_K: q_q4_k(x, &u.q4_k); break;
-    case LM_TYPE_Q5_K: q_q5_k(x, &u.q5_k); break;
-    default: q_q6_k(x, &u.q6_k); break;
+    case LM_TYPE_Q4_0:
+        q_q4_0(x, &u.q4_0);
+        break;
+    case LM_TYPE_Q4_1:
+        q_q4_1(x, &u.q4_1);
+        break;
+    case LM_TYPE_Q5_0:
+        q_q5_0(x, &u.q5_0);
+        break;
+    case LM_TYPE_Q5_1:
+        q_q5_1(x, &u.q5_1);
+        break;
+    case LM_TYPE_Q8_0:
+        q_q8_0(x, &u.q8_0);
+        break;
+    case LM_TYPE_Q2_K:
+        q_q2_k(x, &u.q2_k);
+        break;
+    case LM_TYPE_Q4_K:
+        q_q4_k(x, &u.q4_k);
+        break;
+    case LM_TYPE_Q5_K:
+        q_q5_k(x, &u.q5_k);
+        break;
+    default:
+        q_q6_k(x, &u.q6_k);
+        break;
     }
     memcpy(b, &u, (size_t)k_types[type].bytes);
 }
@@ -835,15 +879,16 @@ static bool quant_supported(int type)
     case LM_TYPE_Q2_K:
     case LM_TYPE_Q4_K:
     case LM_TYPE_Q5_K:
-    case LM_TYPE_Q6_K: return true;
-    default: return false;
+    case LM_TYPE_Q6_K:
+        return true;
+    default:
+        return false;
     }
 }
 
 int lm_quantize_row(int type, const float *src, void *dst, int64_t n)
 {
-    if (!lm_type_known(type) || n < 0 || n % k_types[type].blck != 0 ||
-        (n > 0 && (!src || !dst))) {
+    if (!lm_type_known(type) || n < 0 || n % k_types[type].blck != 0 || (n > 0 && (!src || !dst))) {
         return lm_type_known(type) && !quant_supported(type) ? LM_EUNSUPPORTED : LM_EINVAL;
     }
     if (!quant_supported(type)) {

@@ -125,18 +125,23 @@ int lm_act_type(int wtype)
     switch (wtype) {
     case LM_TYPE_F32:
     case LM_TYPE_F16:
-    case LM_TYPE_BF16: return wtype;
+    case LM_TYPE_BF16:
+        return wtype;
     case LM_TYPE_Q4_0:
     case LM_TYPE_Q5_0:
-    case LM_TYPE_Q8_0: return LM_TYPE_Q8_0;
+    case LM_TYPE_Q8_0:
+        return LM_TYPE_Q8_0;
     case LM_TYPE_Q4_1:
-    case LM_TYPE_Q5_1: return LM_TYPE_Q8_1;
+    case LM_TYPE_Q5_1:
+        return LM_TYPE_Q8_1;
     case LM_TYPE_Q2_K:
     case LM_TYPE_Q3_K:
     case LM_TYPE_Q4_K:
     case LM_TYPE_Q5_K:
-    case LM_TYPE_Q6_K: return LM_TYPE_Q8_K;
-    default: return -1;
+    case LM_TYPE_Q6_K:
+        return LM_TYPE_Q8_K;
+    default:
+        return -1;
     }
 }
 
@@ -153,12 +158,25 @@ size_t lm_act_row_bytes(int wtype, int64_t k)
 void lm_act_convert(int wtype, const float *x, void *dst, int64_t k)
 {
     switch (lm_act_type(wtype)) {
-    case LM_TYPE_F32: memcpy(dst, x, (size_t)k * sizeof(float)); break;
-    case LM_TYPE_F16: lm_f32_to_f16_act(x, dst, k); break;
-    case LM_TYPE_BF16: lm_f32_to_bf16_act(x, dst, k); break;
-    case LM_TYPE_Q8_0: lm_quantize_q8_0_act(x, dst, k); break;
-    case LM_TYPE_Q8_1: lm_quantize_q8_1_act(x, dst, k); break;
-    case LM_TYPE_Q8_K: lm_quantize_q8_k_act(x, dst, k); break;
-    default: break;
+    case LM_TYPE_F32:
+        memcpy(dst, x, (size_t)k * sizeof(float));
+        break;
+    case LM_TYPE_F16:
+        lm_f32_to_f16_act(x, dst, k);
+        break;
+    case LM_TYPE_BF16:
+        lm_f32_to_bf16_act(x, dst, k);
+        break;
+    case LM_TYPE_Q8_0:
+        lm_quantize_q8_0_act(x, dst, k);
+        break;
+    case LM_TYPE_Q8_1:
+        lm_quantize_q8_1_act(x, dst, k);
+        break;
+    case LM_TYPE_Q8_K:
+        lm_quantize_q8_k_act(x, dst, k);
+        break;
+    default:
+        break;
     }
 }

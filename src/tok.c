@@ -15,6 +15,7 @@
  */
 #include "tok_int.h"
 
+#include <assert.h>
 #include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -252,6 +253,12 @@ static int check_ids(lm_tok *t, const struct lm__tok_vocab *v, char *errbuf, siz
     return 0;
 }
 
+/* Full-width vertical bar and SentencePiece space, for DeepSeek-style token texts. */
+#define FWBAR              "\xef\xbd\x9c"
+#define SPACE              "\xe2\x96\x81"
+#define DEEPSEEK_EOS       ("<" FWBAR "end" SPACE "of" SPACE "sentence" FWBAR ">")
+#define DEEPSEEK_FIM(word) ("<" FWBAR "fim" SPACE word FWBAR ">")
+
 /* Texts that llama.cpp's load() marks as end-of-generation, forcing the CONTROL attribute. */
 static const char *const eog_texts[] = {
     "<|eot_id|>",
@@ -274,44 +281,19 @@ static const char *const eog_texts[] = {
     "<eos>",
     "<turn|>",
     "<|tool_response>",
-    "<\xef\xbd\x9c"
-    "end\xe2\x96\x81of\xe2\x96\x81sentence\xef\xbd\x9c>",
+    DEEPSEEK_EOS,
     "[e~[",
 };
 
 /* FIM texts: llama.cpp forces CONTROL on the first match of each kind it meets while walking an
  * unordered_map (an unspecified order); we force it on every match, and pad/repo/sep are EOG. */
 static const char *const fim_texts[] = {
-    "<|fim_prefix|>",
-    "<fim-prefix>",
-    "<fim_prefix>",
-    "<\xef\xbd\x9c"
-    "fim\xe2\x96\x81"
-    "begin\xef\xbd\x9c>",
-    "<PRE>",
-    "\xe2\x96\x81<PRE>",
-    "<|code_prefix|>",
-    "<|prefix|>",
-    "<|fim_suffix|>",
-    "<fim-suffix>",
-    "<fim_suffix>",
-    "<\xef\xbd\x9c"
-    "fim\xe2\x96\x81"
-    "hole\xef\xbd\x9c>",
-    "<SUF>",
-    "\xe2\x96\x81<SUF>",
-    "<|code_suffix|>",
-    "<|suffix|>",
-    "<|fim_middle|>",
-    "<fim-middle>",
-    "<fim_middle>",
-    "<\xef\xbd\x9c"
-    "fim\xe2\x96\x81"
-    "end\xef\xbd\x9c>",
-    "<MID>",
-    "\xe2\x96\x81<MID>",
-    "<|code_middle|>",
-    "<|middle|>",
+    "<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>",    DEEPSEEK_FIM("begin"),
+    "<PRE>",          SPACE "<PRE>",  "<|code_prefix|>", "<|prefix|>",
+    "<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>",    DEEPSEEK_FIM("hole"),
+    "<SUF>",          SPACE "<SUF>",  "<|code_suffix|>", "<|suffix|>",
+    "<|fim_middle|>", "<fim-middle>", "<fim_middle>",    DEEPSEEK_FIM("end"),
+    "<MID>",          SPACE "<MID>",  "<|code_middle|>", "<|middle|>",
 };
 static const char *const fim_eog_texts[] = {
     "<|fim_pad|>",   "<fim-pad>",  "<fim_pad>", "<PAD>",      "[PAD]",        "<|fim_repo|>",
@@ -731,8 +713,8 @@ struct spm {
     const lm_tok *t;
     const char *s;       /* (n_s) escaped text */
     struct sym *sym;     /* (n_sym) */
-    struct bigram *heap; /* (n_heap) binary max-heap, capacity 3 * n_sym */
-    int32_t n_heap;
+    struct bigram *heap; /* (cap_heap) binary max-heap of candidate merges */
+    int32_t n_heap, cap_heap;
 };
 
 /* llm_bigram_spm::comparator: a is popped before b when its score is higher, or equal with the
@@ -744,6 +726,7 @@ static bool bigram_before(const struct bigram *a, const struct bigram *b)
 
 static void heap_push(struct spm *p, struct bigram b)
 {
+    assert(p->n_heap < p->cap_heap);
     int32_t i = p->n_heap++;
     while (i > 0) {
         int32_t parent = (i - 1) / 2;
@@ -839,10 +822,10 @@ static int resegment(const struct spm *p, const struct sym *y, struct out_ids *o
     return 0;
 }
 
-/* Merges and emits one escaped fragment s[0..n). */
-static int spm_run(struct spm *p, int32_t n, struct out_ids *o)
+/* Merges the symbols and emits the result. The heap never holds more than 2 * n_sym entries:
+ * n_sym - 1 seeds, then each merge pops one and pushes at most two. */
+static int spm_run(struct spm *p, int32_t n_sym, struct out_ids *o)
 {
-    int32_t n_sym = split_utf8(p->s, n, p->sym);
     for (int32_t i = 1; i < n_sym; i++) {
         try_add_bigram(p, i - 1, i);
     }
@@ -870,7 +853,25 @@ static int spm_run(struct spm *p, int32_t n, struct out_ids *o)
     return 0;
 }
 
-/* Escapes (optional leading space, ' ' -> U+2581) and tokenizes one raw fragment. */
+/* Copies text with an optional leading space, ' ' -> U+2581 (llama_escape_whitespace). */
+static void escape_spaces(const char *text, size_t len, bool prefix, char *s)
+{
+    size_t k = 0;
+    if (prefix) {
+        memcpy(s, "\xe2\x96\x81", 3);
+        k = 3;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (text[i] == ' ') {
+            memcpy(s + k, "\xe2\x96\x81", 3);
+            k += 3;
+        } else {
+            s[k++] = text[i];
+        }
+    }
+}
+
+/* Escapes and tokenizes one raw fragment. */
 static int spm_fragment(const lm_tok *t, const char *text, size_t len, bool prefix,
                         struct out_ids *o)
 {
@@ -878,31 +879,25 @@ static int spm_fragment(const lm_tok *t, const char *text, size_t len, bool pref
     for (size_t i = 0; i < len; i++) {
         n_sp += text[i] == ' ';
     }
-    size_t n = len + (prefix ? 1 : 0) + 2 * n_sp;
+    size_t n = len + 2 * n_sp + (prefix ? 1 : 0);
     if (n > (size_t)INT32_MAX / 4) {
-        return LM_EINVAL; /* keeps every index and heap size inside int32 */
+        return LM_EINVAL; /* keeps every index and the heap size inside int32 */
     }
+    struct spm p = {t, NULL, NULL, NULL, 0, 0};
     char *s = malloc(n);
-    struct sym *sym = malloc(n * sizeof *sym);
-    struct bigram *heap = malloc(3 * n * sizeof *heap);
+    p.sym = malloc(n * sizeof *p.sym);
     int rc = LM_ENOMEM;
-    if (s && sym && heap) {
-        size_t k = 0;
-        for (size_t i = 0; i < len + (prefix ? 1 : 0); i++) {
-            char c = prefix ? (i == 0 ? ' ' : text[i - 1]) : text[i];
-            if (c == ' ') {
-                memcpy(s + k, "\xe2\x96\x81", 3);
-                k += 3;
-            } else {
-                s[k++] = c;
-            }
-        }
-        struct spm p = {t, s, sym, heap, 0};
-        rc = spm_run(&p, (int32_t)n, o);
+    if (s && p.sym) {
+        escape_spaces(text, len, prefix, s);
+        p.s = s;
+        int32_t n_sym = split_utf8(s, (int32_t)n, p.sym);
+        p.cap_heap = 2 * n_sym + 1;
+        p.heap = malloc((size_t)p.cap_heap * sizeof *p.heap);
+        rc = p.heap ? spm_run(&p, n_sym, o) : LM_ENOMEM;
     }
     free(s);
-    free(sym);
-    free(heap);
+    free(p.sym);
+    free(p.heap);
     return rc;
 }
 

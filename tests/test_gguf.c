@@ -13,7 +13,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gguf_int.h"
 #include "lm.h"
 #include "testutil.h"
 
@@ -342,6 +341,39 @@ START_TEST(test_gguf_kv_format)
     n = lm_gguf_kv_format(g, 4, buf, 6); /* cut: "[-..." would not fit, keep it short */
     ck_assert_int_eq((int)strlen(buf), n);
     ck_assert_int_lt(n, 6);
+    lm_gguf_close(g);
+    free(b.p);
+}
+END_TEST
+
+/* Reals print in the shortest form that reads back to the same value. */
+START_TEST(test_gguf_kv_format_reals)
+{
+    struct bb b = {0};
+    const float fs[4] = {3.40282347e38f, 1e-5f, 0.1f, NAN};
+    const double ds[2] = {0.1, 1e300};
+    static const char *const want[6] = {"3.402823466e+38", "1e-05", "0.1", "nan", "0.1", "1e+300"};
+    b_hdr(&b, 3, 0, 6);
+    for (int k = 0; k < 4; k++) {
+        char key[16];
+        snprintf(key, sizeof key, "f%d", k);
+        b_str(&b, key);
+        b_u32(&b, LM_GGUF_F32);
+        b_raw(&b, &fs[k], 4);
+    }
+    for (int k = 0; k < 2; k++) {
+        char key[16];
+        snprintf(key, sizeof key, "d%d", k);
+        b_str(&b, key);
+        b_u32(&b, LM_GGUF_F64);
+        b_raw(&b, &ds[k], 8);
+    }
+    lm_gguf *g = open_ok(&b);
+    char buf[64];
+    for (int k = 0; k < 6; k++) {
+        lm_gguf_kv_format(g, k, buf, sizeof buf);
+        ck_assert_str_eq(buf, want[k]);
+    }
     lm_gguf_close(g);
     free(b.p);
 }
@@ -1278,6 +1310,7 @@ Suite *gguf_suite(void)
     tcase_add_test(core, test_gguf_v1_by_hand_loads);
     tcase_add_test(core, test_gguf_nested_arrays_parse);
     tcase_add_test(core, test_gguf_kv_format);
+    tcase_add_test(core, test_gguf_kv_format_reals);
     tcase_add_test(core, test_gguf_strerror);
     tcase_add_test(core, test_gguf_llama_minimal_passes);
     suite_add_tcase(s, core);

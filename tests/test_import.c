@@ -522,6 +522,358 @@ START_TEST(test_import_logits_files)
 }
 END_TEST
 
+/* ---- NumPy dumps ---------------------------------------------------------------------------- */
+
+static void write_npy(const char *dir, const char *name, int64_t seq, int64_t dim, float base)
+{
+    char path[700];
+    float *v = malloc((size_t)(seq * dim) * sizeof *v);
+    int64_t shape[3] = {1, seq, dim};
+    char err[256];
+    for (int64_t k = 0; k < seq * dim; k++) {
+        v[k] = base + (float)k;
+    }
+    snprintf(path, sizeof path, "%s/%s.npy", dir, name);
+    ck_assert_msg(vw_npy_write_f32(path, v, 3, shape, err, sizeof err) == 0, "%s", err);
+    free(v);
+}
+
+static void write_hf_dir(const char *dir)
+{
+    mkdir(dir, 0755);
+    write_npy(dir, "model.embed_tokens", 3, 8, 0);
+    write_npy(dir, "model.layers.0.self_attn.q_proj", 3, 8, 100);
+    write_npy(dir, "model.layers.0.self_attn.k_proj", 3, 4, 200);
+    write_npy(dir, "model.layers.0.mlp.act_fn", 3, 16, 300);
+    write_npy(dir, "model.layers.0", 3, 8, 400);
+    write_npy(dir, "lm_head", 3, 10, 500);
+    write_npy(dir, "junk", 3, 10, 600);
+}
+
+static const char *const hf_order[] = {"tok_embd", "blk.0.attn_q", "blk.0.attn_k", "blk.0.l_out",
+                                       "output"};
+
+START_TEST(test_import_npy_dir)
+{
+    char dir[512];
+    char err[VW_IMP_ERR_MAX];
+    struct vw_imp imp;
+    struct vw_npy_opts o = {NULL, false, 0, 0, NULL, 0};
+    lt_tmp_dir(dir, sizeof dir, "import_npy_dir");
+    write_hf_dir(dir);
+    vw_imp_init(&imp, "npy");
+    ck_assert_msg(vw_import_npy_dir(dir, &o, &imp, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(imp.n_ops, 5);
+    for (int k = 0; k < 5; k++) {
+        ck_assert_str_eq(imp.ops[k].name, hf_order[k]);
+        ck_assert_ptr_null(imp.ops[k].known);
+        ck_assert_int_eq(imp.ops[k].shape[0], 3);
+    }
+    ck_assert_int_eq(imp.ops[1].layer, 0);
+    ck_assert_int_eq(imp.ops[4].shape[1], 10);
+    ck_assert(imp.ops[1].vals[9] == 109.0f);
+    ck_assert_int_eq(imp.n_unmatched, 1);
+    ck_assert_str_eq(imp.unmatched, "junk");
+    ck_assert_int_eq(imp.n_skipped, 1); /* act_fn */
+    ck_assert_int_eq(imp.steps[0].n_tokens, 3);
+    vw_imp_release(&imp);
+}
+END_TEST
+
+START_TEST(test_import_npy_unpermute)
+{
+    float in[8] = {0, 1, 2, 3, 4, 5, 6, 7}, out[8];
+    static const float want[8] = {0, 2, 1, 3, 4, 6, 5, 7};
+    ck_assert_int_eq(vw_unpermute_qk_row(in, out, 8, 2), 0);
+    for (int k = 0; k < 8; k++) {
+        ck_assert(out[k] == want[k]);
+    }
+    ck_assert_int_eq(vw_unpermute_qk_row(in, out, 8, 3), -1);
+    ck_assert_int_eq(vw_unpermute_qk_row(in, out, 6, 3), 0);  /* head_dim 2 */
+    ck_assert_int_eq(vw_unpermute_qk_row(in, out, 6, 2), -1); /* head_dim 3: odd */
+}
+END_TEST
+
+START_TEST(test_import_npy_unpermute_dir)
+{
+    char dir[512];
+    char err[VW_IMP_ERR_MAX];
+    struct vw_imp imp;
+    struct vw_npy_opts o = {NULL, true, 2, 1, NULL, 0};
+    lt_tmp_dir(dir, sizeof dir, "import_npy_unperm");
+    write_hf_dir(dir);
+    vw_imp_init(&imp, "npy");
+    ck_assert_msg(vw_import_npy_dir(dir, &o, &imp, err, sizeof err) == 0, "%s", err);
+    /* q: 2 heads of 4 -> row 0 becomes 100,102,101,103,104,106,105,107 */
+    ck_assert(imp.ops[1].vals[1] == 102.0f && imp.ops[1].vals[5] == 106.0f);
+    ck_assert(imp.ops[1].vals[8 + 1] == 110.0f);
+    /* k: 1 KV head of 4 -> 200,202,201,203 */
+    ck_assert(imp.ops[2].vals[1] == 202.0f && imp.ops[2].vals[2] == 201.0f);
+    ck_assert(imp.ops[3].vals[1] == 401.0f); /* others untouched */
+    vw_imp_release(&imp);
+    o.n_head = 3;
+    vw_imp_init(&imp, "npy");
+    ck_assert_int_eq(vw_import_npy_dir(dir, &o, &imp, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "do not split into 3 heads"));
+    vw_imp_release(&imp);
+}
+END_TEST
+
+static uint32_t crc32_ref(const unsigned char *p, size_t n)
+{
+    uint32_t c = 0xffffffffu;
+    for (size_t i = 0; i < n; i++) {
+        c ^= p[i];
+        for (int k = 0; k < 8; k++) {
+            c = (c & 1u) ? (c >> 1) ^ 0xedb88320u : c >> 1;
+        }
+    }
+    return ~c;
+}
+
+static void put16(struct sb *b, unsigned v)
+{
+    sb_printf(b, "%c%c", v & 0xff, (v >> 8) & 0xff);
+}
+
+static void put32(struct sb *b, uint32_t v)
+{
+    put16(b, v & 0xffff);
+    put16(b, v >> 16);
+}
+
+/* Appends raw bytes (they may hold NULs, so not through printf). */
+static void put_raw(struct sb *b, const void *p, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        b->cap = (b->n + n + 1) * 2;
+        b->p = realloc(b->p, b->cap);
+    }
+    memcpy(b->p + b->n, p, n);
+    b->n += n;
+}
+
+/* A zip of the .npy files of dir (stored, or marked deflated when method = 8). */
+static void write_npz(const char *dir, const char *const *names, int n, const char *out,
+                      unsigned method, bool bad_crc)
+{
+    struct sb z = {0}, cd = {0};
+    for (int i = 0; i < n; i++) {
+        char path[700], member[256];
+        size_t len;
+        snprintf(path, sizeof path, "%s/%s.npy", dir, names[i]);
+        snprintf(member, sizeof member, "%s.npy", names[i]);
+        char *data = lt_read_file(path, &len);
+        ck_assert_ptr_nonnull(data);
+        uint32_t crc = crc32_ref((const unsigned char *)data, len) ^ (bad_crc ? 1u : 0u);
+        size_t off = z.n, nl = strlen(member);
+        put32(&z, 0x04034b50u), put16(&z, 20), put16(&z, 0), put16(&z, method);
+        put32(&z, 0), put32(&z, crc), put32(&z, (uint32_t)len), put32(&z, (uint32_t)len);
+        put16(&z, (unsigned)nl), put16(&z, 0), put_raw(&z, member, nl), put_raw(&z, data, len);
+        put32(&cd, 0x02014b50u), put16(&cd, 20), put16(&cd, 20), put16(&cd, 0);
+        put16(&cd, method), put32(&cd, 0), put32(&cd, crc), put32(&cd, (uint32_t)len);
+        put32(&cd, (uint32_t)len), put16(&cd, (unsigned)nl), put16(&cd, 0), put16(&cd, 0);
+        put16(&cd, 0), put16(&cd, 0), put32(&cd, 0), put32(&cd, (uint32_t)off);
+        put_raw(&cd, member, nl);
+        free(data);
+    }
+    size_t cd_off = z.n;
+    put_raw(&z, cd.p, cd.n);
+    put32(&z, 0x06054b50u), put16(&z, 0), put16(&z, 0), put16(&z, (unsigned)n);
+    put16(&z, (unsigned)n), put32(&z, (uint32_t)cd.n), put32(&z, (uint32_t)cd_off), put16(&z, 0);
+    ck_assert_int_eq(lt_write_file(out, z.p, z.n), 0);
+    free(z.p);
+    free(cd.p);
+}
+
+START_TEST(test_import_npz_stored_and_compressed)
+{
+    char src[512], dir[512], out[700];
+    char err[VW_IMP_ERR_MAX];
+    static const char *const names[] = {"lm_head", "model.embed_tokens",
+                                        "model.layers.0.self_attn.q_proj"};
+    struct vw_imp imp;
+    struct vw_npy_opts o = {NULL, false, 0, 0, NULL, 0};
+    lt_tmp_dir(src, sizeof src, "import_npz_src");
+    write_hf_dir(src);
+    lt_tmp_dir(dir, sizeof dir, "import_npz");
+    snprintf(out, sizeof out, "%s/all.npz", dir);
+    write_npz(src, names, 3, out, 0, false);
+    vw_imp_init(&imp, "npy");
+    ck_assert_msg(vw_import_npy_dir(dir, &o, &imp, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(imp.n_ops, 3);
+    ck_assert_str_eq(imp.ops[0].name, "tok_embd");
+    ck_assert_str_eq(imp.ops[2].name, "output");
+    ck_assert(imp.ops[2].vals[11] == 511.0f);
+    vw_imp_release(&imp);
+    write_npz(src, names, 3, out, 8, false);
+    vw_imp_init(&imp, "npy");
+    ck_assert_int_eq(vw_import_npy_dir(dir, &o, &imp, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "is compressed (np.savez_compressed)"));
+    vw_imp_release(&imp);
+    write_npz(src, names, 3, out, 0, true);
+    vw_imp_init(&imp, "npy");
+    ck_assert_int_eq(vw_import_npy_dir(dir, &o, &imp, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "CRC mismatch"));
+    vw_imp_release(&imp);
+    ck_assert_int_eq(lt_write_file(out, "PK\x03\x04garbage", 11), 0);
+    vw_imp_init(&imp, "npy");
+    ck_assert_int_eq(vw_import_npy_dir(dir, &o, &imp, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "not a .npz (zip) file"));
+    vw_imp_release(&imp);
+}
+END_TEST
+
+START_TEST(test_import_npy_steps_and_map)
+{
+    char dir[512], sub[700], map[700];
+    char err[VW_IMP_ERR_MAX];
+    struct vw_imp imp;
+    lt_tmp_dir(dir, sizeof dir, "import_npy_steps");
+    snprintf(sub, sizeof sub, "%s/step0", dir);
+    mkdir(sub, 0755);
+    write_npy(sub, "emb", 4, 8, 0);
+    write_npy(sub, "logits", 1, 5, 0);
+    snprintf(sub, sizeof sub, "%s/step1", dir);
+    mkdir(sub, 0755);
+    write_npy(sub, "emb", 1, 8, 0);
+    snprintf(map, sizeof map, "%s/my.map", dir);
+    const char *m = "# custom\nemb tok_embd get_rows\nlogits output matmul\n";
+    ck_assert_int_eq(lt_write_file(map, m, strlen(m)), 0);
+    struct vw_npy_opts o = {map, false, 0, 0, NULL, 0};
+    vw_imp_init(&imp, "npy");
+    ck_assert_msg(vw_import_npy_dir(dir, &o, &imp, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(imp.n_steps, 2);
+    ck_assert_int_eq(imp.steps[1].pos0, 4);
+    ck_assert_int_eq(imp.ops[1].pos0, 3); /* logits of the last row only */
+    ck_assert_int_eq(imp.ops[2].step, 1);
+    vw_imp_release(&imp);
+    ck_assert_int_eq(lt_write_file(map, "emb\n", 4), 0);
+    vw_imp_init(&imp, "npy");
+    ck_assert_int_eq(vw_import_npy_dir(dir, &o, &imp, err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "my.map:1: expected 'MODULE CANONICAL [KIND]'"));
+    vw_imp_release(&imp);
+}
+END_TEST
+
+/* ---- roundtrip: the written trace -------------------------------------------------------------
+ */
+
+/* Every row of every table, skipping wall-clock columns (*_at) and meta keys *_at: the definition
+ * of "identical traces" (the SQLite file header may still differ). */
+static char *trace_content(const char *path, size_t *len)
+{
+    sqlite3 *db;
+    sqlite3_stmt *t, *q;
+    struct sb out = {0};
+    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_prepare_v2(db,
+                                        "SELECT name FROM sqlite_master WHERE type = 'table' "
+                                        "ORDER BY name",
+                                        -1, &t, NULL),
+                     SQLITE_OK);
+    while (sqlite3_step(t) == SQLITE_ROW) {
+        char sql[300];
+        const char *name = (const char *)sqlite3_column_text(t, 0);
+        snprintf(sql, sizeof sql, "SELECT * FROM \"%s\"", name);
+        ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+        int nc = sqlite3_column_count(q);
+        sqlite3_finalize(q);
+        snprintf(sql, sizeof sql, "SELECT * FROM \"%s\" ORDER BY 1, 2%s", name,
+                 nc > 2 ? ", 3" : "");
+        ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+        sb_printf(&out, "table %s\n", name);
+        while (sqlite3_step(q) == SQLITE_ROW) {
+            const char *k0 = (const char *)sqlite3_column_text(q, 0);
+            size_t l0 = k0 ? strlen(k0) : 0;
+            if (strcmp(name, "meta") == 0 && l0 > 3 && strcmp(k0 + l0 - 3, "_at") == 0) {
+                continue;
+            }
+            for (int c = 0; c < nc; c++) {
+                const char *cn = sqlite3_column_name(q, c);
+                size_t lc = strlen(cn);
+                if (lc > 3 && strcmp(cn + lc - 3, "_at") == 0) {
+                    continue;
+                }
+                int nb = sqlite3_column_bytes(q, c);
+                const void *blob = sqlite3_column_blob(q, c);
+                sb_printf(&out, "|%d:", sqlite3_column_type(q, c));
+                put_raw(&out, blob ? blob : "", (size_t)nb);
+            }
+            sb_printf(&out, "\n");
+        }
+        sqlite3_finalize(q);
+    }
+    sqlite3_finalize(t);
+    sqlite3_close(db);
+    *len = out.n;
+    return out.p;
+}
+
+START_TEST(test_import_twice_is_identical)
+{
+    struct sb b = {0};
+    struct vw_imp imp;
+    char dir[512], a[700], c[700];
+    char err[VW_IMP_ERR_MAX];
+    lt_tmp_dir(dir, sizeof dir, "import_twice");
+    snprintf(a, sizeof a, "%s/a.trace", dir);
+    snprintf(c, sizeof c, "%s/b.trace", dir);
+    emit_graph(&b, 5, 0);
+    emit_graph(&b, 1, 100);
+    for (int k = 0; k < 2; k++) {
+        ck_assert_msg(map_text(&b, &imp, err, sizeof err) == 0, "%s", err);
+        vw_imp_add_token(&imp, 1, true);
+        ck_assert_msg(vw_imp_write(&imp, k ? c : a, false, err, sizeof err) == 0, "%s", err);
+        if (k == 0) { /* an existing file is refused without overwrite, replaced with it */
+            ck_assert_int_eq(vw_imp_write(&imp, a, false, err, sizeof err), -1);
+            ck_assert_ptr_nonnull(strstr(err, "file exists (use --force to overwrite)"));
+            ck_assert_msg(vw_imp_write(&imp, a, true, err, sizeof err) == 0, "%s", err);
+        }
+        vw_imp_release(&imp);
+    }
+    size_t la, lb;
+    char *ca = trace_content(a, &la), *cb = trace_content(c, &lb);
+    ck_assert_ptr_nonnull(strstr(ca, "table ops"));
+    ck_assert_ptr_nonnull(strstr(ca, "blk.0.rope_q"));
+    ck_assert_int_eq(la, lb);
+    ck_assert(memcmp(ca, cb, la) == 0);
+    free(ca);
+    free(cb);
+    free(b.p);
+}
+END_TEST
+
+START_TEST(test_import_partial_tensor_stored)
+{
+    struct sb b = {0};
+    struct vw_imp imp;
+    char dir[512], a[700];
+    char err[VW_IMP_ERR_MAX];
+    sqlite3 *db;
+    sqlite3_stmt *q;
+    lt_tmp_dir(dir, sizeof dir, "import_partial");
+    snprintf(a, sizeof a, "%s/p.trace", dir);
+    emit_graph(&b, 5, 0);
+    ck_assert_msg(map_text(&b, &imp, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(vw_imp_write(&imp, a, true, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(sqlite3_open_v2(a, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    const char *sql = "SELECT t.partial, t.n_known, length(t.known), t.shape, o.pos0, o.n_pos "
+                      "FROM ops o JOIN op_tensors ot ON ot.op_id = o.id "
+                      "JOIN tensors t ON t.id = ot.tensor_id WHERE o.name = 'blk.0.rope_q'";
+    ck_assert_int_eq(sqlite3_prepare_v2(db, sql, -1, &q, NULL), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_step(q), SQLITE_ROW);
+    ck_assert_int_eq(sqlite3_column_int(q, 0), 1);
+    ck_assert_int_eq(sqlite3_column_int(q, 1), 4 * 4 * 5); /* 4x4 heads all printed, 5 rows */
+    ck_assert_int_eq(sqlite3_column_int(q, 2), 8 * 4 * 4 * 5);
+    ck_assert_str_eq((const char *)sqlite3_column_text(q, 3), "[5,4,4]");
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    vw_imp_release(&imp);
+    free(b.p);
+}
+END_TEST
+
 Suite *import_suite(void)
 {
     Suite *s = suite_create("import");
@@ -533,11 +885,20 @@ Suite *import_suite(void)
     tcase_add_test(core, test_import_cache_rows);
     tcase_add_test(core, test_import_token_lists);
     tcase_add_test(core, test_import_logits_files);
+    tcase_add_test(core, test_import_npy_dir);
+    tcase_add_test(core, test_import_npy_unpermute);
+    tcase_add_test(core, test_import_npy_unpermute_dir);
+    tcase_add_test(core, test_import_npy_steps_and_map);
     suite_add_tcase(s, core);
     TCase *errors = tcase_create("errors");
     tcase_add_test(errors, test_import_garbage_and_binary);
     tcase_add_test(errors, test_import_unknown_architecture);
     tcase_add_test(errors, test_import_truncated_at_every_byte);
+    tcase_add_test(errors, test_import_npz_stored_and_compressed);
     suite_add_tcase(s, errors);
+    TCase *rt = tcase_create("roundtrip");
+    tcase_add_test(rt, test_import_twice_is_identical);
+    tcase_add_test(rt, test_import_partial_tensor_stored);
+    suite_add_tcase(s, rt);
     return s;
 }

@@ -2,8 +2,8 @@
  * Dequantization against llama.cpp (../shared/refs/dequant): for every weight type, every tensor
  * of ../shared/models/dequant/dq256-<TYPE>.gguf is read with lm_gguf_open, dequantized row by row
  * with lm_dequant_row, and the SHA-256 of its f32 bytes must equal llama.cpp's in index.tsv; the
- * two tensors stored in full as .npy must match element for element (bit patterns). Prints
- * "dequant <TYPE>: passed/total" per type on stderr.
+ * two tensors stored in full as .npy (read with viewer/npy.h) must match element for element
+ * (bit patterns). Prints "dequant <TYPE>: passed/total" per type on stderr.
  */
 #include <check.h>
 #include <stdio.h>
@@ -11,10 +11,11 @@
 #include <string.h>
 
 #include "lm.h"
+#include "npy.h"
 #include "testutil.h"
 
-static const char *const k_sets[] = {"F16",  "BF16",   "Q8_0", "Q4_0",   "Q4_1",   "Q5_0",
-                                      "Q5_1", "Q2_K",   "Q3_K_S", "Q4_K_S", "Q5_K_S", "Q6_K"};
+static const char *const k_sets[] = {"F16",  "BF16", "Q8_0",   "Q4_0",   "Q4_1",   "Q5_0",
+                                     "Q5_1", "Q2_K", "Q3_K_S", "Q4_K_S", "Q5_K_S", "Q6_K"};
 #define N_SETS (sizeof(k_sets) / sizeof(k_sets[0]))
 
 /* Dequantizes a whole tensor (ne0 x rows) into a malloc'd f32 buffer; NULL on error. */
@@ -36,36 +37,25 @@ static float *dequant_tensor(const struct lm_gguf_tensor *t, int64_t *n_out)
     return f;
 }
 
-/* Minimal reader of the reference .npy files (version 1, '<f4', C order); data malloc'd. */
-static float *read_npy_f32(const char *path, int64_t *n_out)
-{
-    size_t len;
-    char *buf = lt_read_file(path, &len);
-    if (!buf || len < 10 || memcmp(buf, "\x93NUMPY", 6) != 0) {
-        free(buf);
-        return NULL;
-    }
-    const size_t hlen = (size_t)(unsigned char)buf[8] | (size_t)(unsigned char)buf[9] << 8;
-    if (10 + hlen > len || !strstr(buf + 10, "'<f4'") || strstr(buf + 10, "True")) {
-        free(buf);
-        return NULL;
-    }
-    const size_t nbytes = len - 10 - hlen;
-    float *f = malloc(nbytes ? nbytes : 1);
-    memcpy(f, buf + 10 + hlen, nbytes);
-    free(buf);
-    *n_out = (int64_t)(nbytes / sizeof(float));
-    return f;
-}
-
 /* Compares one tensor with its .npy; returns 1 when bit-identical. */
 static int npy_matches(const char *set, const char *name, const float *f, int64_t n)
 {
     char rel[256], path[1024];
     snprintf(rel, sizeof(rel), "refs/dequant/%s/%s.npy", set, name);
-    int64_t m = 0;
-    float *ref = read_npy_f32(lt_shared_path(path, sizeof(path), rel), &m);
-    const int ok = ref && m == n && memcmp(ref, f, (size_t)n * sizeof(float)) == 0;
+    float *ref = NULL;
+    int nd = 0;
+    int64_t shape[4] = {0};
+    char err[512];
+    if (vw_npy_read_f32(lt_shared_path(path, sizeof(path), rel), &ref, &nd, shape, err,
+                        sizeof(err)) != 0) {
+        fprintf(stderr, "dequant %s: %s\n", set, err);
+        return 0;
+    }
+    int64_t m = 1;
+    for (int i = 0; i < nd; i++) {
+        m *= shape[i];
+    }
+    const int ok = m == n && memcmp(ref, f, (size_t)n * sizeof(float)) == 0;
     free(ref);
     return ok;
 }

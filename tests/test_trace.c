@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -70,8 +71,14 @@ static struct trc_tensor t1(const char *role, enum trc_dtype dt, int64_t n0, int
 
 static int rec(trc_writer *w, const char *name, const struct trc_tensor *ts, int n)
 {
-    struct trc_op op = {.name = name, .kind = "test", .layer = 0, .pos0 = 0, .n_pos = 1,
-                        .params_json = "{\"eps\":1e-05}", .elapsed_ns = 42, .tensors = ts,
+    struct trc_op op = {.name = name,
+                        .kind = "test",
+                        .layer = 0,
+                        .pos0 = 0,
+                        .n_pos = 1,
+                        .params_json = "{\"eps\":1e-05}",
+                        .elapsed_ns = 42,
+                        .tensors = ts,
                         .n_tensors = n};
     return trc_op_record(w, &op);
 }
@@ -292,7 +299,7 @@ START_TEST(test_trace_roundtrip_dedupe)
     ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);
     ck_assert_int_eq(trc_step_begin(w, 0, 0, 1), 0);
     struct trc_tensor a = t1("cos", TRC_DTYPE_F32, 2, 32, cosv);
-    struct trc_tensor b = t1("out", TRC_DTYPE_F32, 64, 0, cosv);  /* same bytes, other shape */
+    struct trc_tensor b = t1("out", TRC_DTYPE_F32, 64, 0, cosv); /* same bytes, other shape */
     struct trc_tensor c = t1("out", TRC_DTYPE_F32, 2, 32, other);
     ck_assert_int_eq(rec(w, "blk.0.rope_q", &a, 1), 0); /* stats only: no blob */
     ck_assert_int_eq(rec(w, "blk.1.rope_q", &a, 1), 0); /* full: upgrades the same row */
@@ -485,6 +492,54 @@ START_TEST(test_trace_queue_bounded)
 }
 END_TEST
 
+/* Records 8 MiB of f32 (64 ops of [8, 4096]) and returns stored/raw; prints MB/s raw. */
+static double measure_ratio(const char *label, int smooth)
+{
+    const char *p = tpath("ratio.trace");
+    int n = 8 * 4096;
+    float *x = malloc((size_t)n * sizeof *x);
+    uint32_t s = 7;
+    trc_writer *w = wopen(p, false);
+    ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);
+    struct timespec ts0;
+    struct timespec ts1;
+    clock_gettime(CLOCK_MONOTONIC, &ts0);
+    ck_assert_int_eq(trc_step_begin(w, 0, 0, 8), 0);
+    for (int k = 0; k < 64; k++) {
+        for (int i = 0; i < n; i++) { /* normal(0,1) by Box-Muller, or a smooth signal */
+            s = s * 1664525u + 1013904223u;
+            double u1 = ((s >> 8) + 1) / 16777217.0;
+            s = s * 1664525u + 1013904223u;
+            double u2 = (s >> 8) / 16777216.0;
+            double g = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+            x[i] = smooth ? (float)(3.0 * sin(0.002 * (i + 977 * k))) : (float)g;
+        }
+        struct trc_tensor t = t1("out", TRC_DTYPE_F32, 8, 4096, x);
+        ck_assert_int_eq(rec(w, "blk.0.x", &t, 1), 0);
+    }
+    ck_assert_int_eq(trc_step_end(w, -1), 0);
+    clock_gettime(CLOCK_MONOTONIC, &ts1);
+    struct trc_writer_stats st;
+    ck_assert_int_eq(trc_writer_get_stats(w, &st), 0);
+    ck_assert_int_eq(trc_writer_close(w), 0);
+    double secs = (double)(ts1.tv_sec - ts0.tv_sec) + (double)(ts1.tv_nsec - ts0.tv_nsec) * 1e-9;
+    double ratio = (double)st.stored_bytes / (double)st.raw_bytes;
+    fprintf(stderr, "trace: %s f32: compressed/raw %.3f, %.0f MB/s raw (incl. data generation)\n",
+            label, ratio, (double)st.raw_bytes / 1e6 / secs);
+    free(x);
+    return ratio;
+}
+
+START_TEST(test_trace_codec_compresses_floats)
+{
+    /* random normal floats keep ~23 random mantissa bits: only the exponent bytes compress */
+    double rn = measure_ratio("normal(0,1)", 0);
+    ck_assert_double_lt(rn, 0.95);
+    ck_assert_double_gt(rn, 0.75);
+    ck_assert_double_lt(measure_ratio("smooth (sine)", 1), 0.7);
+}
+END_TEST
+
 /* ---- errors -------------------------------------------------------------------------------- */
 
 static void expect_open_error(const char *path, int code, const char *needle)
@@ -585,8 +640,7 @@ START_TEST(test_trace_errors_not_found)
     ck_assert_ptr_nonnull(strstr(trc_reader_errmsg(r), "no tensor with role 'in7'"));
     /* the reader's connection is read-only */
     ck_assert_ptr_nonnull(strstr(q1(trc_reader_sql_handle(r), "DELETE FROM ops"), "ERROR"));
-    ck_assert_ptr_nonnull(
-        strstr(q1(trc_reader_sql_handle(r), "CREATE TABLE evil(x)"), "ERROR"));
+    ck_assert_ptr_nonnull(strstr(q1(trc_reader_sql_handle(r), "CREATE TABLE evil(x)"), "ERROR"));
     trc_reader_close(r);
 }
 END_TEST
@@ -741,7 +795,9 @@ START_TEST(test_trace_errors_full_disk)
     int off = 0;
     ck_assert_int_eq(sscanf(buf, "%d %d %n", &rc, &done, &off), 2);
     ck_assert_int_eq(rc, TRC_EIO);
-    ck_assert_msg(strstr(buf + off, p) && (strstr(buf + off, "op 'x'") || strstr(buf + off, "cannot commit")), "message: %s", buf + off);
+    ck_assert_msg(strstr(buf + off, p) &&
+                      (strstr(buf + off, "op 'x'") || strstr(buf + off, "cannot commit")),
+                  "message: %s", buf + off);
     ck_assert_int_ge(done, 0);
     ck_assert_int_lt(done, 3);
     trc_reader *r = ropen(p);
@@ -775,6 +831,7 @@ Suite *trace_suite(void)
     tcase_add_test(core, test_trace_rules_levels);
     tcase_add_test(core, test_trace_codec_hash_and_shuffle);
     tcase_add_test(core, test_trace_queue_bounded);
+    tcase_add_test(core, test_trace_codec_compresses_floats);
     suite_add_tcase(s, core);
     TCase *err = tcase_create("errors");
     tcase_set_timeout(err, 60);

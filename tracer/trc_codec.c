@@ -121,7 +121,7 @@ void trc__hash_hex(uint64_t h, char hex[17])
 
 /* ---- shuffle ------------------------------------------------------------------------------- */
 
-void trc__shuffle(uint8_t *dst, const uint8_t *src, size_t n, size_t w)
+void trc__shuffle(uint8_t *restrict dst, const uint8_t *restrict src, size_t n, size_t w)
 {
     if (w == 4) {
         for (size_t i = 0; i < n; i++) {
@@ -139,7 +139,7 @@ void trc__shuffle(uint8_t *dst, const uint8_t *src, size_t n, size_t w)
     }
 }
 
-void trc__unshuffle(uint8_t *dst, const uint8_t *src, size_t n, size_t w)
+void trc__unshuffle(uint8_t *restrict dst, const uint8_t *restrict src, size_t n, size_t w)
 {
     if (w == 4) {
         for (size_t i = 0; i < n; i++) {

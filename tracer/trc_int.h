@@ -19,8 +19,8 @@ extern const char trc__schema_sql[];
 /* Largest raw tensor the writer stores and the reader decodes: untrusted traces cannot make us
  * allocate more than this for one tensor. */
 #define TRC__MAX_TENSOR_BYTES ((int64_t)1 << 30)
-#define TRC__CODEC "shuffle-zstd"
-#define TRC__MSG_SIZE 512
+#define TRC__CODEC            "shuffle-zstd"
+#define TRC__MSG_SIZE         512
 
 /* Element width in bytes of a dtype (0 for an invalid one), its name ("f32") and the reverse. */
 size_t trc__dtype_size(enum trc_dtype dt);
@@ -33,8 +33,8 @@ uint64_t trc__hash(const void *data, size_t n);
 void trc__hash_hex(uint64_t h, char hex[17]);
 
 /* Byte shuffle of n elements of width w: dst[b*n + i] = src[i*w + b]; and its inverse. */
-void trc__shuffle(uint8_t *dst, const uint8_t *src, size_t n, size_t w);
-void trc__unshuffle(uint8_t *dst, const uint8_t *src, size_t n, size_t w);
+void trc__shuffle(uint8_t *restrict dst, const uint8_t *restrict src, size_t n, size_t w);
+void trc__unshuffle(uint8_t *restrict dst, const uint8_t *restrict src, size_t n, size_t w);
 
 /* Converts n elements of dtype dt to f32 (i32 rounds to the nearest float). */
 void trc__to_f32(float *dst, const void *src, enum trc_dtype dt, size_t n);
@@ -60,16 +60,16 @@ struct trc__tensor {
     enum trc_dtype dtype;
     int n_dims;
     int64_t shape[4];
-    int64_t n_elems; /* product of shape */
-    int64_t n_stored; /* elements held: n_elems, or n_known for a partial tensor */
-    int64_t nbytes;   /* n_stored * width */
+    int64_t n_elems;      /* product of shape */
+    int64_t n_stored;     /* elements held: n_elems, or n_known for a partial tensor */
+    int64_t nbytes;       /* n_stored * width */
     int64_t stored_bytes; /* size of the compressed blob, 0 when none */
     char hash[17];
     int has_data;
     int partial;
     struct trc__stats st;
-    void *raw;       /* nbytes bytes, malloc'd (loaded with data and has_data), else NULL */
-    int64_t *known;  /* n_stored indices, malloc'd (partial only), else NULL */
+    void *raw;      /* nbytes bytes, malloc'd (loaded with data and has_data), else NULL */
+    int64_t *known; /* n_stored indices, malloc'd (partial only), else NULL */
 };
 
 /* Loads tensor `id` of schema `schema` ("main" or an attached name; NULL = main) from db. With
@@ -83,7 +83,7 @@ void trc__tensor_release(struct trc__tensor *t);
 /* Compresses n_stored elements (raw bytes) into a malloc'd blob: shuffle + zstd with checksum.
  * Scratch buffers are the caller's to reuse (*scratch grown with realloc). Returns 0 or a code. */
 struct trc__codec_scratch {
-    void *cctx;      /* ZSTD_CCtx */
+    void *cctx; /* ZSTD_CCtx */
     uint8_t *shuf;
     size_t shuf_cap;
     uint8_t *out;

@@ -20,7 +20,7 @@
 struct trc_reader {
     sqlite3 *db;
     char *path;
-    bool writer_active; /* a writer held the trace's lock when we opened it */
+    bool writer_active;  /* a writer held the trace's lock when we opened it */
     sqlite3_stmt *st_op; /* trc_reader_op's row, kept so its strings stay valid */
     char msg[TRC__MSG_SIZE];
 };
@@ -33,8 +33,7 @@ struct trc_cursor {
     enum cursor_kind kind;
 };
 
-__attribute__((format(printf, 3, 4))) static int fail(trc_reader *r, int code, const char *fmt,
-                                                      ...)
+__attribute__((format(printf, 3, 4))) static int fail(trc_reader *r, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -62,8 +61,7 @@ int trc__check_trace(sqlite3 *db, const char *schema, const char *path, char *ms
 {
     char sql[160];
     sqlite3_stmt *st = NULL;
-    snprintf(sql, sizeof sql, "SELECT value FROM \"%s\".meta WHERE key = 'schema_version'",
-             schema);
+    snprintf(sql, sizeof sql, "SELECT value FROM \"%s\".meta WHERE key = 'schema_version'", schema);
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
         int ec = sqlite3_errcode(db);
         const char *em = sqlite3_errmsg(db);
@@ -237,6 +235,9 @@ int trc_reader_attach(trc_reader *r, const char *name, const char *path)
     int rc = sqlite3_step(st);
     sqlite3_finalize(st);
     if (rc != SQLITE_DONE) {
+        if (sqlite3_extended_errcode(r->db) == SQLITE_NOTADB) {
+            return fail(r, TRC_EFORMAT, "%s: not an lltrace trace (not an SQLite database)", path);
+        }
         return fail(r, TRC_ESQL, "%s: cannot attach as '%s': %s", path, name,
                     sqlite3_errmsg(r->db));
     }
@@ -266,8 +267,9 @@ static const char steps_sql[] =
     "(SELECT count(*) FROM ops o WHERE o.run_id = s.run_id AND o.step = s.step) "
     "FROM steps s WHERE run_id = ?1 ORDER BY step";
 
-#define OP_COLS "id, run_id, step, seq, coalesce(layer, -1), kind, name, pos0, n_pos, params, "    \
-                "coalesce(elapsed_ns, -1), level FROM ops "
+#define OP_COLS                                                                                    \
+    "id, run_id, step, seq, coalesce(layer, -1), kind, name, pos0, n_pos, params, "                \
+    "coalesce(elapsed_ns, -1), level FROM ops "
 
 static const char ops_sql[] =
     "SELECT " OP_COLS "WHERE run_id = ?1 AND (?2 < 0 OR step = ?2) ORDER BY step, seq";
@@ -356,21 +358,46 @@ int trc_cursor_next_run(trc_cursor *c, struct trc_run_info *o)
         return rc;
     }
     sqlite3_stmt *s = c->st;
-    *o = (struct trc_run_info){
-        .id = cint(s, 0), .source = ctext(s, 1), .status = ctext(s, 2),
-        .started_at = ctext(s, 3), .ended_at = ctext(s, 4), .model_path = ctext(s, 5),
-        .model_sha256 = ctext(s, 6), .arch = ctext(s, 7), .n_layer = cint(s, 8),
-        .n_embd = cint(s, 9), .n_head = cint(s, 10), .n_head_kv = cint(s, 11),
-        .head_dim = cint(s, 12), .n_rot = cint(s, 13), .n_ff = cint(s, 14),
-        .n_vocab = cint(s, 15), .n_ctx = cint(s, 16), .rope_theta = col_real(s, 17),
-        .rope_freq_scale = col_real(s, 18), .rms_eps = col_real(s, 19), .rope_mode = ctext(s, 20),
-        .weight_type = ctext(s, 21), .kv_type = ctext(s, 22), .prompt = ctext(s, 23),
-        .chat_template = ctext(s, 24), .rendered_prompt = ctext(s, 25), .temp = col_real(s, 26),
-        .top_p = col_real(s, 27), .top_k = cint(s, 28), .seed = cint(s, 29),
-        .n_threads = cint(s, 30), .faults = ctext(s, 31), .build_version = ctext(s, 32),
-        .build_commit = ctext(s, 33), .build_compiler = ctext(s, 34),
-        .build_flags = ctext(s, 35), .simd = ctext(s, 36), .record_rules = ctext(s, 37),
-        .n_steps = cint(s, 38), .last_step = cint(s, 39)};
+    *o = (struct trc_run_info){.id = cint(s, 0),
+                               .source = ctext(s, 1),
+                               .status = ctext(s, 2),
+                               .started_at = ctext(s, 3),
+                               .ended_at = ctext(s, 4),
+                               .model_path = ctext(s, 5),
+                               .model_sha256 = ctext(s, 6),
+                               .arch = ctext(s, 7),
+                               .n_layer = cint(s, 8),
+                               .n_embd = cint(s, 9),
+                               .n_head = cint(s, 10),
+                               .n_head_kv = cint(s, 11),
+                               .head_dim = cint(s, 12),
+                               .n_rot = cint(s, 13),
+                               .n_ff = cint(s, 14),
+                               .n_vocab = cint(s, 15),
+                               .n_ctx = cint(s, 16),
+                               .rope_theta = col_real(s, 17),
+                               .rope_freq_scale = col_real(s, 18),
+                               .rms_eps = col_real(s, 19),
+                               .rope_mode = ctext(s, 20),
+                               .weight_type = ctext(s, 21),
+                               .kv_type = ctext(s, 22),
+                               .prompt = ctext(s, 23),
+                               .chat_template = ctext(s, 24),
+                               .rendered_prompt = ctext(s, 25),
+                               .temp = col_real(s, 26),
+                               .top_p = col_real(s, 27),
+                               .top_k = cint(s, 28),
+                               .seed = cint(s, 29),
+                               .n_threads = cint(s, 30),
+                               .faults = ctext(s, 31),
+                               .build_version = ctext(s, 32),
+                               .build_commit = ctext(s, 33),
+                               .build_compiler = ctext(s, 34),
+                               .build_flags = ctext(s, 35),
+                               .simd = ctext(s, 36),
+                               .record_rules = ctext(s, 37),
+                               .n_steps = cint(s, 38),
+                               .last_step = cint(s, 39)};
     if (!o->ended_at) {
         o->status = c->r->writer_active ? "running" : "crashed";
     }
@@ -392,10 +419,17 @@ int trc_cursor_next_step(trc_cursor *c, struct trc_step_info *o)
 static void op_fill(sqlite3_stmt *s, struct trc_op_info *o)
 {
     const char *lvl = ctext(s, 11);
-    *o = (struct trc_op_info){.id = cint(s, 0), .run_id = cint(s, 1), .step = cint(s, 2),
-                              .seq = cint(s, 3), .layer = (int)cint(s, 4), .kind = ctext(s, 5),
-                              .name = ctext(s, 6), .pos0 = cint(s, 7), .n_pos = cint(s, 8),
-                              .params_json = ctext(s, 9), .elapsed_ns = cint(s, 10),
+    *o = (struct trc_op_info){.id = cint(s, 0),
+                              .run_id = cint(s, 1),
+                              .step = cint(s, 2),
+                              .seq = cint(s, 3),
+                              .layer = (int)cint(s, 4),
+                              .kind = ctext(s, 5),
+                              .name = ctext(s, 6),
+                              .pos0 = cint(s, 7),
+                              .n_pos = cint(s, 8),
+                              .params_json = ctext(s, 9),
+                              .elapsed_ns = cint(s, 10),
                               .level = lvl && strcmp(lvl, "full") == 0 ? TRC_LEVEL_FULL
                                                                        : TRC_LEVEL_STATS};
 }
@@ -411,9 +445,8 @@ int trc_cursor_next_op(trc_cursor *c, struct trc_op_info *o)
 
 int trc_reader_op(trc_reader *r, int64_t op_id, struct trc_op_info *out)
 {
-    if (!r->st_op &&
-        sqlite3_prepare_v2(r->db, "SELECT " OP_COLS "WHERE id = ?1", -1, &r->st_op, NULL) !=
-            SQLITE_OK) {
+    if (!r->st_op && sqlite3_prepare_v2(r->db, "SELECT " OP_COLS "WHERE id = ?1", -1, &r->st_op,
+                                        NULL) != SQLITE_OK) {
         return fail(r, TRC_ESQL, "%s: %s", r->path, sqlite3_errmsg(r->db));
     }
     sqlite3_reset(r->st_op);
@@ -479,12 +512,21 @@ int trc_reader_tensor_info(trc_reader *r, int64_t tensor_id, struct trc_tensor_i
     if (rc < 0) {
         return rc;
     }
-    *o = (struct trc_tensor_info){.id = tensor_id, .dtype = t.dtype, .n_dims = t.n_dims,
-                                  .n_elems = t.n_elems, .n_stored = t.n_stored,
-                                  .nbytes = t.nbytes, .stored_bytes = t.stored_bytes,
-                                  .has_data = t.has_data, .partial = t.partial,
-                                  .min = t.st.min, .max = t.st.max, .mean = t.st.mean,
-                                  .rms = t.st.rms, .n_nan = t.st.n_nan, .n_inf = t.st.n_inf};
+    *o = (struct trc_tensor_info){.id = tensor_id,
+                                  .dtype = t.dtype,
+                                  .n_dims = t.n_dims,
+                                  .n_elems = t.n_elems,
+                                  .n_stored = t.n_stored,
+                                  .nbytes = t.nbytes,
+                                  .stored_bytes = t.stored_bytes,
+                                  .has_data = t.has_data,
+                                  .partial = t.partial,
+                                  .min = t.st.min,
+                                  .max = t.st.max,
+                                  .mean = t.st.mean,
+                                  .rms = t.st.rms,
+                                  .n_nan = t.st.n_nan,
+                                  .n_inf = t.st.n_inf};
     memcpy(o->shape, t.shape, sizeof o->shape);
     memcpy(o->hash, t.hash, sizeof o->hash);
     trc__tensor_release(&t);
@@ -511,8 +553,8 @@ int trc_reader_tensor_f32(trc_reader *r, int64_t tensor_id, float *dst, int64_t 
     struct trc__tensor t;
     int rc = load(r, tensor_id, 1, &t);
     if (rc == 0 && cap < t.n_stored) {
-        rc = fail(r, TRC_EINVAL, "%s: tensor %lld: needs %lld elements, buffer has %lld",
-                  r->path, (long long)tensor_id, (long long)t.n_stored, (long long)cap);
+        rc = fail(r, TRC_EINVAL, "%s: tensor %lld: needs %lld elements, buffer has %lld", r->path,
+                  (long long)tensor_id, (long long)t.n_stored, (long long)cap);
     }
     if (rc == 0) {
         trc__to_f32(dst, t.raw, t.dtype, (size_t)t.n_stored);

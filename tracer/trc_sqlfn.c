@@ -75,8 +75,10 @@ static int get_tensor(sqlite3_context *ctx, const char *fn, sqlite3_value *v, in
     case SQLITE_BLOB: {
         int rc = from_blob(v, t);
         if (rc < 0) {
-            snprintf(msg, sizeof msg, "%s: a blob argument must hold little-endian f32 values "
-                     "(length a multiple of 4)", fn);
+            snprintf(msg, sizeof msg,
+                     "%s: a blob argument must hold little-endian f32 values "
+                     "(length a multiple of 4)",
+                     fn);
             sqlite3_result_error(ctx, msg, -1);
         }
         return rc < 0 ? -1 : 1;
@@ -88,16 +90,18 @@ static int get_tensor(sqlite3_context *ctx, const char *fn, sqlite3_value *v, in
     default: {
         const char *s = (const char *)sqlite3_value_text(v);
         if (!s || parse_ref(s, schema, sizeof schema, &id) < 0) {
-            snprintf(msg, sizeof msg, "%s: bad tensor reference '%.64s' (want an id, 'schema.id' "
-                     "or an f32 blob)", fn, s ? s : "");
+            snprintf(msg, sizeof msg,
+                     "%s: bad tensor reference '%.64s' (want an id, 'schema.id' "
+                     "or an f32 blob)",
+                     fn, s ? s : "");
             sqlite3_result_error(ctx, msg, -1);
             return -1;
         }
     }
     }
     char m[TRC__MSG_SIZE];
-    int rc = trc__tensor_load(sqlite3_context_db_handle(ctx), schema, id, want_data, t, m,
-                              sizeof m);
+    int rc =
+        trc__tensor_load(sqlite3_context_db_handle(ctx), schema, id, want_data, t, m, sizeof m);
     if (rc < 0) {
         trc__tensor_release(t);
         snprintf(msg, sizeof msg, "%s: %s", fn, m);
@@ -111,8 +115,7 @@ static int get_tensor(sqlite3_context *ctx, const char *fn, sqlite3_value *v, in
     return 1;
 }
 
-__attribute__((format(printf, 2, 3))) static void errorf(sqlite3_context *ctx, const char *fmt,
-                                                         ...)
+__attribute__((format(printf, 2, 3))) static void errorf(sqlite3_context *ctx, const char *fmt, ...)
 {
     char msg[TRC__MSG_SIZE];
     va_list ap;
@@ -242,7 +245,8 @@ static void fn_stat(sqlite3_context *ctx, int argc, sqlite3_value **argv)
     struct trc__tensor t;
     (void)argc;
     const char *what = (const char *)sqlite3_value_text(argv[1]);
-    static const char *const names[] = {"min", "max", "mean", "rms", "nan", "inf", "n_nan", "n_inf"};
+    static const char *const names[] = {"min", "max", "mean",  "rms",
+                                        "nan", "inf", "n_nan", "n_inf"};
     int k = -1;
     for (int i = 0; what && i < 8; i++) {
         if (strcmp(what, names[i]) == 0) {
@@ -478,8 +482,10 @@ static int slice_specs(sqlite3_context *ctx, int argc, sqlite3_value **argv,
     }
     for (int d = 0; d < t->n_dims; d++) {
         if (parse_range(d < n ? parts[d] : ":", t->shape[d], &sel[d]) < 0) {
-            errorf(ctx, "t_slice: bad spec '%s' for dimension %d of size %lld (want i, a:b or "
-                   "a:b:step)", d < n ? parts[d] : ":", d, (long long)t->shape[d]);
+            errorf(ctx,
+                   "t_slice: bad spec '%s' for dimension %d of size %lld (want i, a:b or "
+                   "a:b:step)",
+                   d < n ? parts[d] : ":", d, (long long)t->shape[d]);
             return -1;
         }
     }
@@ -829,8 +835,10 @@ static void fn_dot(sqlite3_context *ctx, int argc, sqlite3_value **argv)
                 sb_result(ctx, &b);
             }
         } else {
-            errorf(ctx, "t_dot: vector of %lld values fits neither the tensor (%lld elements) "
-                   "nor its rows (%lld)", (long long)m, (long long)t.n_elems, (long long)last);
+            errorf(ctx,
+                   "t_dot: vector of %lld values fits neither the tensor (%lld elements) "
+                   "nor its rows (%lld)",
+                   (long long)m, (long long)t.n_elems, (long long)last);
         }
     }
     free(v);
@@ -847,10 +855,10 @@ int trc_sql_register(void *handle)
         int n_arg;
         void (*fn)(sqlite3_context *, int, sqlite3_value **);
     } fns[] = {
-        {"t_shape", 1, fn_shape}, {"t_stat", 2, fn_stat},     {"t_at", -1, fn_at},
+        {"t_shape", 1, fn_shape},  {"t_stat", 2, fn_stat},     {"t_at", -1, fn_at},
         {"t_slice", -1, fn_slice}, {"t_maxabs", 2, fn_maxabs}, {"t_nmse", 2, fn_nmse},
-        {"t_cos", 2, fn_cos},     {"t_ulp", 2, fn_ulp},       {"t_equal", 2, fn_equal},
-        {"t_topk", 2, fn_topk},   {"t_dot", 2, fn_dot},
+        {"t_cos", 2, fn_cos},      {"t_ulp", 2, fn_ulp},       {"t_equal", 2, fn_equal},
+        {"t_topk", 2, fn_topk},    {"t_dot", 2, fn_dot},
     };
     if (!db) {
         return TRC_EINVAL;
@@ -859,8 +867,8 @@ int trc_sql_register(void *handle)
      * trusted_schema off (schema/trace.sql's v_rope does). */
     int flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC | SQLITE_INNOCUOUS;
     for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
-        if (sqlite3_create_function_v2(db, fns[i].name, fns[i].n_arg, flags, NULL, fns[i].fn,
-                                       NULL, NULL, NULL) != SQLITE_OK) {
+        if (sqlite3_create_function_v2(db, fns[i].name, fns[i].n_arg, flags, NULL, fns[i].fn, NULL,
+                                       NULL, NULL) != SQLITE_OK) {
             return TRC_ESQL;
         }
     }

@@ -116,8 +116,8 @@ static int load_data(sqlite3_stmt *st, struct trc__tensor *t, const char *tname,
         return TRC_ENOMEM;
     }
     char m[256];
-    int rc = trc__codec_decode(blob ? blob : "", blen, t->raw, (size_t)t->nbytes, width, m,
-                               sizeof m);
+    int rc =
+        trc__codec_decode(blob ? blob : "", blen, t->raw, (size_t)t->nbytes, width, m, sizeof m);
     if (rc < 0) {
         snprintf(msg, msglen, "tensor %s: %s", tname, m);
         return rc;

@@ -20,16 +20,44 @@ static const struct {
     const char *key;
     char type;
 } run_cols[] = {
-    {"id", '-'},           {"source", '-'},       {"status", '-'},          {"started_at", '-'},
-    {"ended_at", '-'},     {"record_rules", '-'}, {"model_path", 'T'},      {"model_sha256", 'T'},
-    {"arch", 'T'},         {"n_layer", 'I'},      {"n_embd", 'I'},          {"n_head", 'I'},
-    {"n_head_kv", 'I'},    {"head_dim", 'I'},     {"n_rot", 'I'},           {"n_ff", 'I'},
-    {"n_vocab", 'I'},      {"n_ctx", 'I'},        {"rope_theta", 'R'},      {"rope_freq_scale", 'R'},
-    {"rope_mode", 'T'},    {"rms_eps", 'R'},      {"weight_type", 'T'},     {"kv_type", 'T'},
-    {"prompt", 'T'},       {"chat_template", 'T'}, {"rendered_prompt", 'T'}, {"temp", 'R'},
-    {"top_k", 'I'},        {"top_p", 'R'},        {"seed", 'I'},            {"n_threads", 'I'},
-    {"faults", 'T'},       {"build_version", 'T'}, {"build_commit", 'T'},   {"build_compiler", 'T'},
-    {"build_flags", 'T'},  {"simd", 'T'},
+    {"id", '-'},
+    {"source", '-'},
+    {"status", '-'},
+    {"started_at", '-'},
+    {"ended_at", '-'},
+    {"record_rules", '-'},
+    {"model_path", 'T'},
+    {"model_sha256", 'T'},
+    {"arch", 'T'},
+    {"n_layer", 'I'},
+    {"n_embd", 'I'},
+    {"n_head", 'I'},
+    {"n_head_kv", 'I'},
+    {"head_dim", 'I'},
+    {"n_rot", 'I'},
+    {"n_ff", 'I'},
+    {"n_vocab", 'I'},
+    {"n_ctx", 'I'},
+    {"rope_theta", 'R'},
+    {"rope_freq_scale", 'R'},
+    {"rope_mode", 'T'},
+    {"rms_eps", 'R'},
+    {"weight_type", 'T'},
+    {"kv_type", 'T'},
+    {"prompt", 'T'},
+    {"chat_template", 'T'},
+    {"rendered_prompt", 'T'},
+    {"temp", 'R'},
+    {"top_k", 'I'},
+    {"top_p", 'R'},
+    {"seed", 'I'},
+    {"n_threads", 'I'},
+    {"faults", 'T'},
+    {"build_version", 'T'},
+    {"build_commit", 'T'},
+    {"build_compiler", 'T'},
+    {"build_flags", 'T'},
+    {"simd", 'T'},
 };
 
 const char *trc__run_column(const char *key, char *type)
@@ -103,15 +131,20 @@ static int write_meta(trc_writer *w, char *msg, size_t msglen)
     char now[32];
     trc__now_iso(now);
     const char *kv[][2] = {
-        {"tool", "lltrace"},           {"tool_version", LT_VERSION},
-        {"build_git", LT_GIT_DESCRIBE}, {"build_type", LT_BUILD_TYPE},
-        {"build_compiler", LT_COMPILER}, {"build_flags", LT_CFLAGS},
-        {"created_at", now},           {"zstd_version", ZSTD_versionString()},
-        {"sqlite_version", sqlite3_libversion()}, {"hash", "lt64"},
+        {"tool", "lltrace"},
+        {"tool_version", LT_VERSION},
+        {"build_git", LT_GIT_DESCRIBE},
+        {"build_type", LT_BUILD_TYPE},
+        {"build_compiler", LT_COMPILER},
+        {"build_flags", LT_CFLAGS},
+        {"created_at", now},
+        {"zstd_version", ZSTD_versionString()},
+        {"sqlite_version", sqlite3_libversion()},
+        {"hash", "lt64"},
     };
     sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(w->db, "INSERT INTO meta (key, value) VALUES (?1, ?2)", -1, &st,
-                           NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(w->db, "INSERT INTO meta (key, value) VALUES (?1, ?2)", -1, &st, NULL) !=
+        SQLITE_OK) {
         return sql_fail(w, "cannot write meta", msg, msglen);
     }
     int rc = 0;
@@ -166,8 +199,7 @@ int trc__wdb_open(trc_writer *w, char *msg, size_t msglen)
     sqlite3_extended_result_codes(w->db, 1);
     if (sqlite3_exec(w->db, "PRAGMA journal_mode=WAL", wal_mode, &is_wal, NULL) != SQLITE_OK ||
         !is_wal) {
-        snprintf(msg, msglen, "%s: cannot switch to WAL mode: %s", w->path,
-                 sqlite3_errmsg(w->db));
+        snprintf(msg, msglen, "%s: cannot switch to WAL mode: %s", w->path, sqlite3_errmsg(w->db));
         return TRC_EIO;
     }
     char m[TRC__MSG_SIZE] = "";
@@ -336,8 +368,9 @@ static int dispatch(trc_writer *w, const struct trc__job *job, char *msg, size_t
         return rc;
     }
     switch (job->kind) {
-    case TRC__JOB_RUN_BEGIN:
-        return run_begin(w, job, msg, msglen);
+    case TRC__JOB_RUN_BEGIN: /* committed at once: a run that began is visible, if crashed */
+        rc = run_begin(w, job, msg, msglen);
+        return rc < 0 ? rc : commit_tx(w, msg, msglen);
     case TRC__JOB_RUN_SET:
     case TRC__JOB_RULES:
         return run_update(w, job, msg, msglen);

@@ -27,8 +27,7 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-__attribute__((format(printf, 3, 4))) static int fail(trc_writer *w, int code, const char *fmt,
-                                                      ...)
+__attribute__((format(printf, 3, 4))) static int fail(trc_writer *w, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -212,7 +211,7 @@ static int create_locked(const char *path, bool overwrite, int *fd_out, char *ms
             char p[4096];
             snprintf(p, sizeof p, "%s%s", path, sfx[i]);
             if (unlink(p) < 0 && errno != ENOENT) {
-                snprintf(msg, msglen, "%s: cannot remove the old trace: %s", p, strerror(errno));
+                snprintf(msg, msglen, "%s: cannot remove the old trace: %s", path, strerror(errno));
                 return TRC_EIO;
             }
         }
@@ -271,7 +270,7 @@ int trc_writer_open(const char *path, const struct trc_writer_opts *opts, trc_wr
     pthread_cond_init(&w->cv_done, NULL);
     int qmb = opts && opts->queue_mb > 0 ? opts->queue_mb : 256;
     w->cap_bytes = (size_t)qmb << 20;
-    w->zstd_level = opts && opts->zstd_level != 0 ? opts->zstd_level : 3;
+    w->zstd_level = opts && opts->zstd_level != 0 ? opts->zstd_level : 1;
     w->last_step = -1;
     int rc = create_locked(path, opts && opts->overwrite, &w->lock_fd, msg, sizeof msg);
     if (rc == 0) {
@@ -424,8 +423,8 @@ static char *rules_json(const trc_writer *w)
 
 int trc_writer_add_rule(trc_writer *w, const char *rule)
 {
-    enum trc_level lvl;
-    const char *pat;
+    enum trc_level lvl = TRC_LEVEL_FULL;
+    const char *pat = NULL;
     char op[2];
     long long v;
     if (!rule || rule_level(rule, &lvl, &pat) < 0) {
@@ -465,8 +464,8 @@ int trc_writer_add_rule(trc_writer *w, const char *rule)
 enum trc_level trc_writer_level(trc_writer *w, const char *name, int64_t step)
 {
     for (int i = w->n_rules - 1; i >= 0; i--) {
-        enum trc_level lvl;
-        const char *pat;
+        enum trc_level lvl = TRC_LEVEL_FULL;
+        const char *pat = NULL;
         rule_level(w->rules[i], &lvl, &pat);
         if (rule_matches(pat, name ? name : "", step)) {
             return lvl;
@@ -502,11 +501,10 @@ int trc_run_begin(trc_writer *w, const char *source, int64_t *run_id)
     free(js);
     w->any_step = false;
     w->last_step = -1;
-    submit(w, job);
     if (run_id) {
         *run_id = w->run_id;
     }
-    return 0;
+    return wait_done(w, submit(w, job));
 }
 
 /* Common part of trc_run_set_*: checks the key against runs' typed columns. */
@@ -533,7 +531,10 @@ static int run_set(trc_writer *w, const char *key, int vtype, const char *s, int
     if (col && type != want[vtype] && !(type == 'R' && vtype == 1)) {
         int k = type == 'T' ? 0 : type == 'I' ? 1 : 2;
         return fail(w, TRC_EINVAL, "%s: run key '%s' has type %s; use %s", w->path, key,
-                    type == 'T' ? "text" : type == 'I' ? "integer" : "real", fn[k]);
+                    type == 'T'   ? "text"
+                    : type == 'I' ? "integer"
+                                  : "real",
+                    fn[k]);
     }
     struct trc__job *job = job_new(w, TRC__JOB_RUN_SET, slen(key) + slen(s));
     if (!job) {
@@ -803,9 +804,14 @@ static size_t op_layout(struct arena *a, const struct trc_op *op, struct trc__jo
         }
     }
     if (a->base) {
-        *jo = (struct trc__jop){.name = name, .kind = kind, .params = params,
-                                .n_tensors = op->n_tensors, .n_weights = op->n_weights,
-                                .t = jt, .wrole = wr, .wname = wn};
+        *jo = (struct trc__jop){.name = name,
+                                .kind = kind,
+                                .params = params,
+                                .n_tensors = op->n_tensors,
+                                .n_weights = op->n_weights,
+                                .t = jt,
+                                .wrole = wr,
+                                .wname = wn};
         *out = jo;
     }
     return bytes;

@@ -12,11 +12,11 @@
 #include "trc_int.h"
 
 enum trc__job_kind {
-    TRC__JOB_RUN_BEGIN,  /* i[0] run id; s[0] source; s[1] rules JSON */
-    TRC__JOB_RUN_SET,    /* i[0] run id; s[0] key; s[1] column or NULL; vtype + s[2]/i[1]/f */
-    TRC__JOB_RULES,      /* i[0] run id; s[0] rules JSON */
-    TRC__JOB_RUN_END,    /* i[0] run id; s[0] status */
-    TRC__JOB_TOKEN,      /* i[0] run, i[1] index, i[2] id, i[3] is_prompt, i[4] is_bos; s[0]; f, g */
+    TRC__JOB_RUN_BEGIN, /* i[0] run id; s[0] source; s[1] rules JSON */
+    TRC__JOB_RUN_SET,   /* i[0] run id; s[0] key; s[1] column or NULL; vtype + s[2]/i[1]/f */
+    TRC__JOB_RULES,     /* i[0] run id; s[0] rules JSON */
+    TRC__JOB_RUN_END,   /* i[0] run id; s[0] status */
+    TRC__JOB_TOKEN,     /* i[0] run, i[1] index, i[2] id, i[3] is_prompt, i[4] is_bos; s[0]; f, g */
     TRC__JOB_STEP_BEGIN, /* commits what came before the step */
     TRC__JOB_STEP_END,   /* i[0] run, i[1] step, i[2] pos0, i[3] n_tokens, i[4] elapsed_ns */
     TRC__JOB_STEP_ABORT, /* rolls the open step back (close with a step open) */

@@ -178,7 +178,7 @@ static int run_series(struct bench *b, const char *level, struct series *s, doub
     for (int r = 0; r < b->reps; r++) {
         trc_writer *w = NULL;
         char path[4096], err[TRC_ERRBUF_SIZE];
-        double tp, tt;
+        double tp = 0, tt = 0;
         if (level) {
             struct trc_writer_opts wo = {0};
             wo.overwrite = true;

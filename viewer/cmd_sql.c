@@ -34,7 +34,8 @@ static const char usage_text[] =
     "  --csv                   print CSV (RFC 4180, header row)\n"
     "  --json                  print a JSON array of objects per statement\n"
     "                          (default: an aligned table, numbers right-aligned, NULL shown as\n"
-    "                          NULL; reals printed exactly, shortest form)\n"
+    "                          NULL, reals with at most 9 significant digits, which is exact\n"
+    "                          for float32 values; CSV and JSON print every real exactly)\n"
     "  --attach NAME=OTHER     make trace OTHER available as schema NAME (repeatable): join\n"
     "                          with NAME.ops, compare tensors with 'NAME.<id>'\n"
     "  --query NAME            run a saved query; KEY=VALUE arguments set its parameters\n"
@@ -129,6 +130,7 @@ static int parse_args(int argc, char **argv, struct sql_args *a)
                                              {NULL, 0, NULL, 0}};
     int c, rc;
     a->topts.max_width = vw_isatty(stdout) ? 80 : 0;
+    a->topts.real_digits = 9; /* every float32 exactly; --csv/--json give doubles exactly */
     optind = 0;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         if (c == 'h') {
@@ -262,7 +264,7 @@ static int attach_all(trc_reader *r, const struct sql_args *a)
         memcpy(name, a->attach[i], (size_t)(eq - a->attach[i]));
         name[eq - a->attach[i]] = 0;
         if (trc_reader_attach(r, name, eq + 1) < 0) {
-            return vw_trace_error(r);
+            return vw_reader_error(r);
         }
     }
     return 0;
@@ -288,7 +290,7 @@ int cmd_sql(int argc, char **argv)
         return vw_usage_error("sql", "no saved query '%s' (see --list-queries)", a.query);
     }
     trc_reader *r = NULL;
-    if (vw_trace_open(a.trace, &r) != 0) {
+    if (vw_open_trace_reader(a.trace, &r) != 0) {
         return 1;
     }
     rc = attach_all(r, &a);

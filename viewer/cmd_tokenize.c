@@ -216,7 +216,13 @@ static char *gather_text(int argc, char **argv, bool from_stdin, const char *fil
     return buf;
 }
 
-int cmd_tokenize(int argc, char **argv)
+struct tok_opts {
+    const char *model, *file;
+    bool as_list, add_special, parse_special, from_stdin;
+};
+
+/* Parses the options; returns -1 to go on, else the exit code (0 after --help, 2 on misuse). */
+static int parse_tok_opts(int argc, char **argv, struct tok_opts *o)
 {
     static const struct option opts[] = {
         {"model", required_argument, NULL, 'm'},
@@ -228,52 +234,47 @@ int cmd_tokenize(int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    const char *model = NULL, *file = NULL;
-    bool as_list = false, add_special = true, parse_special = true, from_stdin = false;
     int c;
     optind = 0; /* glibc: restart scanning (commands may run more than once per process) */
     while ((c = getopt_long(argc, argv, "m:f:h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'm':
-            model = optarg;
-            break;
-        case 'f':
-            file = optarg;
-            break;
-        case OPT_IDS:
-            as_list = true;
-            break;
-        case OPT_NO_BOS:
-            add_special = false;
-            break;
-        case OPT_NO_PARSE:
-            parse_special = false;
-            break;
-        case OPT_STDIN:
-            from_stdin = true;
-            break;
-        case 'h':
+        if (c == 'm' || c == 'f') {
+            *(c == 'm' ? &o->model : &o->file) = optarg;
+        } else if (c == OPT_IDS || c == OPT_STDIN) {
+            *(c == OPT_IDS ? &o->as_list : &o->from_stdin) = true;
+        } else if (c == OPT_NO_BOS || c == OPT_NO_PARSE) {
+            *(c == OPT_NO_BOS ? &o->add_special : &o->parse_special) = false;
+        } else if (c == 'h') {
             fputs(tok_usage, stdout);
             return 0;
-        default:
+        } else {
             return vw_usage_error("tokenize", "unknown or incomplete option");
         }
     }
-    int n_args = argc - optind;
-    if (!model) {
+    if (!o->model) {
         return vw_usage_error("tokenize", "no model (-m MODEL.gguf)");
     }
-    if ((n_args > 0) + from_stdin + (file != NULL) != 1) {
+    if ((argc > optind) + o->from_stdin + (o->file != NULL) != 1) {
         return vw_usage_error("tokenize", "give the text as TEXT arguments, --stdin or -f FILE "
                                           "(exactly one of them)");
     }
+    return -1;
+}
+
+int cmd_tokenize(int argc, char **argv)
+{
+    struct tok_opts o = {NULL, NULL, false, true, true, false};
+    int rc = parse_tok_opts(argc, argv, &o);
+    if (rc >= 0) {
+        return rc;
+    }
     size_t len = 0;
-    char *text = gather_text(n_args, argv + optind, from_stdin, file, &len);
+    char *text = gather_text(argc - optind, argv + optind, o.from_stdin, o.file, &len);
     if (!text) {
         return 1;
     }
-    lm_tok *t = open_tok(model);
-    int rc = t ? tokenize_and_print(t, model, text, len, add_special, parse_special, as_list) : 1;
+    lm_tok *t = open_tok(o.model);
+    rc = t ? tokenize_and_print(t, o.model, text, len, o.add_special, o.parse_special, o.as_list)
+           : 1;
     lm_tok_destroy(t);
     free(text);
     return rc;

@@ -96,7 +96,20 @@ static double print_ulp(const char *b, const char *e)
             break;
         }
     }
+    static const double half_ulp[] = {0.5,  0.05, 5e-3, 5e-4,  5e-5,  5e-6,
+                                      5e-7, 5e-8, 5e-9, 5e-10, 5e-11, 5e-12};
+    if (ex == 0 && dec < (int)(sizeof half_ulp / sizeof half_ulp[0])) {
+        return half_ulp[dec]; /* the common case, without pow() */
+    }
     return 0.5 * pow(10.0, (double)(ex - dec));
+}
+
+/* Characters of a printed number, including nan/inf. */
+static bool num_char(char c)
+{
+    return (c >= '0' && c <= '9') || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E' ||
+           c == 'n' || c == 'a' || c == 'i' || c == 'f' || c == 'N' || c == 'A' || c == 'I' ||
+           c == 'F';
 }
 
 static int block_push(struct block *b, float v, const int32_t slots[4])
@@ -124,7 +137,7 @@ static int block_push(struct block *b, float v, const int32_t slots[4])
 static int parse_value(struct scan *s, struct block *b, int32_t slots[4], const char *name)
 {
     const char *q = s->p;
-    while (strchr("+-.0123456789eEnaifNAIF", *q) && *q) {
+    while (num_char(*q)) {
         q++;
     }
     if (q == s->end) {
@@ -729,7 +742,8 @@ static bool is_number(const char *s)
 }
 
 /* The op's params: where it came from in the dump, what was printed, and how precisely. */
-static char *op_params(const struct vw_lc_record *r, const struct vw_map_row *row, bool cache)
+static char *op_params(const struct vw_lc_record *r, int64_t node, const struct vw_map_row *row,
+                       bool cache)
 {
     struct sbuf b = {NULL, 0, 0, true};
     sb_add(&b, "{\"llama_name\":");
@@ -738,9 +752,10 @@ static char *op_params(const struct vw_lc_record *r, const struct vw_map_row *ro
     sb_json_str(&b, r->op);
     sb_add(&b, ",\"llama_type\":");
     sb_json_str(&b, r->type);
-    sb_add(&b, ",\"dump_line\":%lld,\"ne\":[%lld,%lld,%lld,%lld],\"n_printed\":%lld",
-           (long long)r->line, (long long)r->ne[0], (long long)r->ne[1], (long long)r->ne[2],
-           (long long)r->ne[3], (long long)r->n_vals);
+    sb_add(&b,
+           ",\"dump_node\":%lld,\"dump_line\":%lld,\"ne\":[%lld,%lld,%lld,%lld],\"n_printed\":%lld",
+           (long long)node, (long long)r->line, (long long)r->ne[0], (long long)r->ne[1],
+           (long long)r->ne[2], (long long)r->ne[3], (long long)r->n_vals);
     const char *sum_key = cache ? "printed_sum_of_cache" : "printed_sum";
     if (r->has_sum && is_number(r->sum_text)) {
         sb_add(&b, ",\"%s\":%s", sum_key, r->sum_text);
@@ -891,6 +906,31 @@ static void weight_name(const struct vw_lc_record *r, char *buf, size_t cap)
     }
 }
 
+/* Hyper-parameters the shapes reveal (a model given with -m overrides them). */
+static int note_dims(struct map_state *ms, const char *name, const struct vw_lc_record *r)
+{
+    static const struct {
+        const char *suffix, *key;
+        int ne;
+    } dims[] = {{"tok_embd", "n_embd", 0},   {".rope_q", "head_dim", 0}, {".rope_q", "n_head", 1},
+                {".rope_k", "n_head_kv", 1}, {".ffn_gate", "n_ff", 0},   {"output", "n_vocab", 0}};
+    size_t ln = strlen(name);
+    int rc = 0;
+    if (ms->step != 0) {
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof dims / sizeof dims[0]; i++) {
+        size_t ls = strlen(dims[i].suffix);
+        bool hit = dims[i].suffix[0] == '.' /* a per-layer suffix, else the exact name */
+                       ? ln >= ls && strcmp(name + ln - ls, dims[i].suffix) == 0
+                       : strcmp(name, dims[i].suffix) == 0;
+        if (hit) {
+            rc |= vw_imp_set_i64(ms->imp, dims[i].key, r->ne[dims[i].ne]);
+        }
+    }
+    return rc;
+}
+
 /* Records one mapped node as an op. Returns 0, or -1 on out of memory. */
 static int map_record(struct map_state *ms, int64_t i, const struct vw_map_row *row, int layer)
 {
@@ -920,7 +960,7 @@ static int map_record(struct map_state *ms, int64_t i, const struct vw_map_row *
     op->step = ms->step;
     weight_name(r, op->weight, sizeof op->weight);
     int64_t n = cache ? cache_select(ms, r, row->xform, kv_dim, op) : plain_select(ms, r, row, op);
-    op->params = n < 0 ? NULL : op_params(r, row, cache);
+    op->params = n < 0 ? NULL : op_params(r, i, row, cache);
     if (n < 0 || !op->params) {
         return -1;
     }
@@ -942,7 +982,7 @@ static int map_record(struct map_state *ms, int64_t i, const struct vw_map_row *
     if (cache && !ms->kv_type) {
         ms->kv_type = r->type;
     }
-    return 0;
+    return note_dims(ms, op->name, r);
 }
 
 static int map_one(struct map_state *ms, int64_t i)

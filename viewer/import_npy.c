@@ -101,9 +101,12 @@ static int map_parse(const char *text, const char *name, struct hf_map *m, char 
             m->rows = r;
         }
         struct hf_row *r = &m->rows[m->n++];
-        snprintf(r->pattern, sizeof r->pattern, "%s", a);
-        snprintf(r->canonical, sizeof r->canonical, "%s", strcmp(b, "-") == 0 ? "" : b);
-        snprintf(r->kind, sizeof r->kind, "%s", c[0] ? c : "op");
+        if (strcmp(b, "-") == 0) {
+            b[0] = '\0';
+        }
+        memcpy(r->pattern, a, strlen(a) + 1); /* lengths checked above */
+        memcpy(r->canonical, b, strlen(b) + 1);
+        memcpy(r->kind, c[0] ? c : "op", strlen(c[0] ? c : "op") + 1);
     }
     if (m->n == 0) {
         snprintf(err, errlen, "%s: the map has no rows", name);
@@ -451,7 +454,9 @@ static int list_dir(const char *dir, bool (*keep)(const char *, const char *), c
         n += v[n] != NULL;
     }
     closedir(d);
-    qsort(v, (size_t)n, sizeof *v, cmp_str);
+    if (n > 1) {
+        qsort(v, (size_t)n, sizeof *v, cmp_str);
+    }
     *out = v;
     *n_out = n;
     return 0;
@@ -522,7 +527,9 @@ static int order_step(struct npy_ctx *c, int64_t *pos0)
         int64_t phase = ops[k].layer >= 0 ? 1 : (row < first_l ? 0 : 2);
         ops[k].pos0 = (phase << 48) | ((int64_t)(ops[k].layer + 1) << 24) | row;
     }
-    qsort(ops, (size_t)n, sizeof *ops, cmp_key);
+    if (n > 1) {
+        qsort(ops, (size_t)n, sizeof *ops, cmp_key);
+    }
     int64_t n_tok = n ? ops[0].n_pos : 0;
     for (int64_t k = 0; k < n; k++) {
         ops[k].pos0 = ops[k].n_pos < n_tok ? *pos0 + n_tok - ops[k].n_pos : *pos0;
@@ -543,7 +550,12 @@ static int read_step(struct npy_ctx *c, const char *dir, int64_t *pos0)
     c->first_op = c->imp->n_ops;
     int rc = 0;
     for (int i = 0; i < n && rc == 0; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        int k = snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (k < 0 || (size_t)k >= sizeof path) {
+            snprintf(c->err, c->errlen, "%s: path too long", dir);
+            rc = -1;
+            break;
+        }
         rc = read_file(c, path, names[i]);
     }
     free_list(names, n);
@@ -610,7 +622,7 @@ int vw_import_npy_dir(const char *dir, const struct vw_npy_opts *opts, struct vw
     }
     struct npy_ctx c = {&m, opts, imp, 0, 0, err, errlen, dir};
     int rc = list_dir(dir, is_step_dir, &steps, &n_steps, err, errlen);
-    if (rc == 0 && n_steps > 0) {
+    if (rc == 0 && n_steps > 1) {
         qsort(steps, (size_t)n_steps, sizeof *steps, cmp_step);
     }
     for (int s = 0; rc == 0 && s < (n_steps ? n_steps : 1); s++) {

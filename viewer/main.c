@@ -23,6 +23,13 @@ static const struct cmd cmds[] = {
     {"detokenize", cmd_detokenize, "turn token ids back into text"},
     {"mkmodel",    cmd_mkmodel,    "write a deterministic synthetic llama model (.gguf)"},
     {"import",     cmd_import,     "import llama.cpp dumps/logits or NumPy dumps into a trace"},
+    {"sql",        cmd_sql,        "query a trace with SQL (read-only; tensor functions)"},
+    {"ops",        cmd_ops,        "list a trace's ops with shapes, stats, sizes and times"},
+    {"show",       cmd_show,       "show one op: inputs, outputs, stats, preview, histogram"},
+    {"export",     cmd_export,     "write tensors as .npy, or the timeline as a Chrome trace"},
+    {"replay",     cmd_replay,     "re-execute recorded ops with the engine's kernels (or variants)"},
+    {"diff",       cmd_diff,       "find the first op where two traces diverge"},
+    {"explain",    cmd_explain,    "where a token gets its logit: logit lens, attribution, --vs"},
     {"help",       cmd_help,       "show help for lltrace or one command"},
 };
 /* clang-format on */

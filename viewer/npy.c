@@ -155,7 +155,7 @@ static bool scan_str(struct scan *s, char *buf, size_t cap)
     return true;
 }
 
-/* (d0, d1, ...) with at most 4 non-negative dims; *n_dims = 5 flags "too many". */
+/* (d0, d1, ...): non-negative dims, the first 4 stored; *n_dims = 5 flags "too many". */
 static bool scan_shape(struct scan *s, int *n_dims, int64_t shape[4])
 {
     *n_dims = 0;
@@ -178,11 +178,10 @@ static bool scan_shape(struct scan *s, int *n_dims, int64_t shape[4])
         if (s->p == start) {
             return false;
         }
-        if (*n_dims == 4) {
-            *n_dims = 5;
-            return true;
+        if (*n_dims < 4) {
+            shape[*n_dims] = v;
         }
-        shape[(*n_dims)++] = v;
+        *n_dims += *n_dims < 5; /* 5 stands for "more than 4" */
         if (!eat(s, ',')) {
             return eat(s, ')');
         }
@@ -323,8 +322,8 @@ static int parse_prefix(const uint8_t *b, size_t len, const char *name, const ch
 int vw_npy_parse_f32(const void *buf, size_t len, const char *name, float **data, int *n_dims,
                      int64_t shape[4], char *err, size_t errlen)
 {
-    const char *hdr;
-    size_t hlen, es;
+    const char *hdr = NULL;
+    size_t hlen = 0, es;
     char why[128];
     struct npy_hdr h;
     uint64_t count = 1;

@@ -54,9 +54,13 @@ static const struct vw_query queries[] = {
      "FROM top ORDER BY run, step, rank",
      {{"k", "5", "how many tokens per step"}, {"step", "-1", "only this step (-1: every step)"}}},
     {"nonfinite",
-     "Tensors holding NaN or Inf, in execution order: the first row is where they appear",
+     "Tensors holding NaN or Inf, in execution order: the first row is where they appear. The "
+     "-Inf of the causal mask in attention scores (blk.L.kq output, kq_softmax input) is "
+     "expected and not listed; a NaN there is",
      "SELECT run_id AS run, step, seq, layer, name, role, tensor_id, shape, n_nan, n_inf\n"
-     "FROM v_nonfinite",
+     "FROM v_nonfinite\n"
+     "WHERE n_nan > 0 OR NOT ((name GLOB 'blk.*.kq' AND role = 'out')\n"
+     "                        OR (name GLOB 'blk.*.kq_softmax' AND role = 'in0'))",
      {{NULL, NULL, NULL}}},
     {"largest",
      "The n op outputs with the largest |value| (from the recorded stats): where activations "

@@ -19,12 +19,12 @@
 
 /* Opens a trace for reading; on failure prints "lltrace: <reason naming the file>" and returns 1
  * (the exit code), else 0. */
-int vw_trace_open(const char *path, trc_reader **out);
+int vw_open_trace_reader(const char *path, trc_reader **out);
 /* Prints "lltrace: <the reader's message>" and returns 1. */
-int vw_trace_error(trc_reader *r);
+int vw_reader_error(trc_reader *r);
 
 /* The id of the trace's first run (*run = -1 and a message when it has none). Returns 0 or 1. */
-int vw_trace_first_run(trc_reader *r, int64_t *run);
+int vw_reader_first_run(trc_reader *r, int64_t *run);
 
 /*
  * Finds an op: `spec` is an op id ("42") or a canonical name ("blk.3.rope_q") looked up at
@@ -32,6 +32,19 @@ int vw_trace_first_run(trc_reader *r, int64_t *run);
  * step 0 (the trace has 5 layers)" and returns 1, else 0.
  */
 int vw_op_find(trc_reader *r, const char *spec, int64_t run, int64_t step, int64_t *op_id);
+
+/* The tensors of an op by role, inputs first ("in0", "in1", ...), then "out", then the others
+ * ("cos", "pos", "sin", ...) by name. At most VW_MAX_ROLES. */
+#define VW_MAX_ROLES 16
+struct vw_role_list {
+    char role[VW_MAX_ROLES][16];
+    int64_t tid[VW_MAX_ROLES];
+    int n;
+};
+/* Returns 0, or 1 after printing the error. */
+int vw_op_roles(trc_reader *r, int64_t op_id, struct vw_role_list *l);
+/* Index of role in l, or -1. */
+int vw_role_find(const struct vw_role_list *l, const char *role);
 
 /* Op filters of `ops` and `export --all`: -1 / NULL = any. */
 struct vw_op_filter {
@@ -79,6 +92,19 @@ void vw_queries_list(FILE *f);
  */
 int vw_query_bind(void *stmt, const struct vw_query *q, int n_kv, char *const *kv, char *err,
                   size_t errlen);
+
+/* ---- numpy-like preview (preview.c) ------------------------------------------------------- */
+
+struct vw_preview_opts {
+    int edge;           /* items kept at each end of a long dimension (numpy: 3) */
+    bool full;          /* print every element */
+    const char *indent; /* prefix of every line */
+    int line_width;     /* wrap rows longer than this */
+};
+
+/* Prints x, shaped (nd dims, row-major; nd 0 = a scalar), in one common number format. */
+void vw_preview_print(FILE *f, const float *x, int nd, const int64_t *shape,
+                      const struct vw_preview_opts *o);
 
 /* ---- histogram (histo.c) ------------------------------------------------------------------- */
 

@@ -11,7 +11,7 @@
 #include "query_int.h"
 #include "vw.h"
 
-int vw_trace_open(const char *path, trc_reader **out)
+int vw_open_trace_reader(const char *path, trc_reader **out)
 {
     char err[TRC_ERRBUF_SIZE];
     if (trc_reader_open(path, out, err, sizeof err) < 0) {
@@ -20,12 +20,12 @@ int vw_trace_open(const char *path, trc_reader **out)
     return 0;
 }
 
-int vw_trace_error(trc_reader *r)
+int vw_reader_error(trc_reader *r)
 {
     return vw_error("%s", trc_reader_errmsg(r));
 }
 
-int vw_trace_first_run(trc_reader *r, int64_t *run)
+int vw_reader_first_run(trc_reader *r, int64_t *run)
 {
     trc_cursor *c = NULL;
     struct trc_run_info ri;
@@ -39,7 +39,7 @@ int vw_trace_first_run(trc_reader *r, int64_t *run)
     }
     trc_cursor_close(c);
     if (rc < 0) {
-        return vw_trace_error(r);
+        return vw_reader_error(r);
     }
     if (*run < 0) {
         return vw_error("%s: the trace holds no run", trc_reader_path(r));
@@ -128,7 +128,7 @@ int vw_op_find(trc_reader *r, const char *spec, int64_t run, int64_t step, int64
     struct trc_op_info oi;
     if (vw_parse_i64(spec, 1, INT64_MAX, &id) == 0) {
         if (trc_reader_op(r, id, &oi) < 0) {
-            return vw_trace_error(r);
+            return vw_reader_error(r);
         }
         *op_id = id;
         return 0;
@@ -155,6 +155,40 @@ int vw_op_find(trc_reader *r, const char *spec, int64_t run, int64_t step, int64
         return vw_error("%s: %s", trc_reader_path(r), sqlite3_errmsg(db));
     }
     return op_missing(r, spec, run, step);
+}
+
+int vw_op_roles(trc_reader *r, int64_t op_id, struct vw_role_list *l)
+{
+    sqlite3 *db = trc_reader_sql_handle(r);
+    sqlite3_stmt *st = NULL;
+    const char *sql = "SELECT role, tensor_id FROM op_tensors WHERE op_id = ?1 ORDER BY "
+                      "CASE WHEN role GLOB 'in*' THEN 0 WHEN role = 'out' THEN 1 ELSE 2 END, role";
+    l->n = 0;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        return vw_error("%s: %s", trc_reader_path(r), sqlite3_errmsg(db));
+    }
+    sqlite3_bind_int64(st, 1, op_id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW && l->n < VW_MAX_ROLES) {
+        const char *role = (const char *)sqlite3_column_text(st, 0);
+        snprintf(l->role[l->n], sizeof l->role[0], "%s", role ? role : "?");
+        l->tid[l->n++] = sqlite3_column_int64(st, 1);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        return vw_error("%s: %s", trc_reader_path(r), sqlite3_errmsg(db));
+    }
+    return 0;
+}
+
+int vw_role_find(const struct vw_role_list *l, const char *role)
+{
+    for (int i = 0; i < l->n; i++) {
+        if (strcmp(l->role[i], role) == 0) {
+            return i;
+        }
+    }
+    return -1;
 }
 
 bool vw_op_filter_match(const struct vw_op_filter *f, const struct trc_op_info *op)

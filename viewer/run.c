@@ -134,8 +134,9 @@ static int trace_open(const struct vw_run_opts *o, trc_writer **w)
 }
 
 /* The run row: everything that changes numerics, the model's identity, and the build. */
-static int trace_describe(trc_writer *w, const struct vw_run_opts *o, lm_model *m, int kv_type,
-                          const char *prompt, const char *rendered, int tmpl)
+static int trace_describe(trc_writer *w, const struct vw_run_opts *o, lm_model *m,
+                          const lm_ctx *ctx, int kv_type, const char *prompt, const char *rendered,
+                          int tmpl)
 {
     const struct lm_hparams *hp = lm_model_hparams(m);
     char faults[256];
@@ -154,7 +155,7 @@ static int trace_describe(trc_writer *w, const struct vw_run_opts *o, lm_model *
     rc |= trc_run_set_i64(w, "n_rot", hp->n_rot);
     rc |= trc_run_set_i64(w, "n_ff", hp->n_ff);
     rc |= trc_run_set_i64(w, "n_vocab", hp->n_vocab);
-    rc |= trc_run_set_i64(w, "n_ctx", o->n_ctx);
+    rc |= trc_run_set_i64(w, "n_ctx", lm_ctx_n_ctx(ctx));
     rc |= trc_run_set_f64(w, "rope_theta",
                           o->faults.rope_theta > 0 ? o->faults.rope_theta : hp->rope_theta);
     rc |= trc_run_set_f64(w, "rope_freq_scale", hp->rope_freq_scale);
@@ -238,6 +239,13 @@ static int generate(struct gen *g)
         if (g->n_gen == g->o->n_predict) {
             break;
         }
+        if (lm_ctx_n_past(g->ctx) >= lm_ctx_n_ctx(g->ctx)) {
+            if (!g->o->quiet) {
+                vw_warn("the context of %lld positions is full: generation stops here",
+                        (long long)lm_ctx_n_ctx(g->ctx));
+            }
+            break;
+        }
         if (lm_ctx_decode(g->ctx, &id, 1) < 0) {
             return vw_error("%s: %s", g->o->model, lm_ctx_errmsg(g->ctx));
         }
@@ -294,7 +302,7 @@ static int run_with_model(const struct vw_run_opts *o, lm_model *m, struct vw_ru
         goto done;
     }
     g.smp = lm_sampler_create(&o->sampler, lm_model_hparams(m)->n_vocab);
-    if (!g.smp || (g.w && trace_describe(g.w, o, m, co.faults.kv_f16 ? LM_TYPE_F16 : o->kv_type,
+    if (!g.smp || (g.w && trace_describe(g.w, o, m, g.ctx, co.faults.kv_f16 ? LM_TYPE_F16 : o->kv_type,
                                          o->prompt ? o->prompt : text, text, tmpl))) {
         goto done;
     }

@@ -130,7 +130,7 @@ int64_t vw_table_n_rows(const vw_table *t)
 
 /* ---- number and string formatting ---------------------------------------------------------- */
 
-char *vw_fmt_real(char *buf, size_t cap, double v)
+char *vw_fmt_real_digits(char *buf, size_t cap, double v, int max_digits)
 {
     if (isnan(v)) {
         snprintf(buf, cap, "nan");
@@ -140,9 +140,10 @@ char *vw_fmt_real(char *buf, size_t cap, double v)
         snprintf(buf, cap, v > 0 ? "inf" : "-inf");
         return buf;
     }
-    /* Float32 values (all tensor data) read best with up to 9 digits; others need up to 17. */
+    /* Float32 values (all tensor data) read back with up to 9 digits; others need up to 17.
+     * Below 6 digits %g would switch to exponent form too early (10 -> 1e+01). */
     const bool is_f32 = fabs(v) <= 3.4e38 && (double)(float)v == v;
-    for (int p = is_f32 ? 6 : 15; p <= 17; p++) {
+    for (int p = max_digits < 6 ? max_digits : 6; p <= max_digits; p++) {
         snprintf(buf, cap, "%.*g", p, v);
         double back = strtod(buf, NULL);
         if (is_f32 ? (float)back == (float)v : back == v) {
@@ -150,6 +151,11 @@ char *vw_fmt_real(char *buf, size_t cap, double v)
         }
     }
     return buf;
+}
+
+char *vw_fmt_real(char *buf, size_t cap, double v)
+{
+    return vw_fmt_real_digits(buf, cap, v, 17);
 }
 
 void vw_json_num(FILE *f, double v)
@@ -337,8 +343,8 @@ static char *aligned_text(const struct cell *c, const struct vw_table_opts *o)
         s = o->null_text ? o->null_text : "NULL";
     } else if (c->type == VW_CELL_INT) {
         snprintf(b, sizeof b, "%lld", (long long)c->i);
-    } else if (c->type == VW_CELL_REAL && o->real_digits > 0 && isfinite(c->d)) {
-        snprintf(b, sizeof b, "%.*g", o->real_digits, c->d);
+    } else if (c->type == VW_CELL_REAL && o->real_digits > 0) {
+        vw_fmt_real_digits(b, sizeof b, c->d, o->real_digits);
     } else if (c->type == VW_CELL_REAL) {
         vw_fmt_real(b, sizeof b, c->d);
     } else {

@@ -32,7 +32,8 @@ enum vw_cell_type {
 struct vw_table_opts {
     enum vw_table_format format;
     int max_width;         /* aligned: cut cells longer than this (with "..."); 0 = no limit */
-    int real_digits;       /* aligned: significant digits of REAL cells; 0 = exact round-trip */
+    int real_digits;       /* aligned: at most this many significant digits for REAL cells (fewer
+                              when they read back exactly); 0 = exact, up to 17 */
     const char *null_text; /* aligned: text of NULL cells; NULL = "NULL" */
 };
 
@@ -68,5 +69,7 @@ void vw_json_str(FILE *f, const char *s);
 void vw_json_num(FILE *f, double v);
 /* Shortest "%.Ng" text of v that reads back exactly (as a float when v is one) into buf. */
 char *vw_fmt_real(char *buf, size_t cap, double v);
+/* The same with at most max_digits digits (then rounded). */
+char *vw_fmt_real_digits(char *buf, size_t cap, double v, int max_digits);
 
 #endif

@@ -231,7 +231,10 @@ enum lm_tok_attr {
     LM_TOK_ATTR_COUNT
 };
 
-/* Builds the tokenizer from tokenizer.ggml.* metadata. */
+/* Builds the tokenizer from tokenizer.ggml.* metadata (everything is copied: the lm_gguf may be
+ * closed afterwards). The handle is immutable, so one lm_tok may be used from several threads.
+ * Errors: LM_ENOTFOUND / LM_ETYPE / LM_EFORMAT / LM_EUNSUPPORTED (not a 'llama' vocabulary),
+ * with "<path>: <reason>" in errbuf. */
 int lm_tok_create(const lm_gguf *g, lm_tok **out, char *errbuf, size_t errlen);
 void lm_tok_destroy(lm_tok *t);
 
@@ -251,7 +254,8 @@ float lm_tok_score(const lm_tok *t, int32_t id);
 bool lm_tok_is_eog(const lm_tok *t, int32_t id);
 
 /* Tokenizes len bytes of text as llama_tokenize(add_special, parse_special). Writes up to cap
- * ids; *n_out gets the full count. Returns 0, or LM_ERANGE when cap was too small. */
+ * ids; *n_out gets the full count. Returns 0, or LM_ERANGE when cap was too small (ids then
+ * holds the first cap), LM_ENOTFOUND when a byte has neither a <0xXX> nor a one-byte token. */
 int lm_tok_encode(const lm_tok *t, const char *text, size_t len, bool add_special,
                   bool parse_special, int32_t *ids, int64_t cap, int64_t *n_out);
 /* The piece of one token as llama_token_to_piece(lstrip = 0, special); returns the byte length
