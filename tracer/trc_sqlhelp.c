@@ -23,6 +23,8 @@ static const char help[] =
     "Partial tensors (imported dumps) hold only some elements: element functions give NULL for\n"
     "the others, and comparisons use the elements both tensors hold. Tensor ids of an op are in\n"
     "op_tensors (op_id, role, tensor_id); v_op_stats has the output's tensor_id per op.\n"
+    "In the comparisons (t_maxabs, t_nmse, t_cos, t_ulp) an infinity met by the same infinity\n"
+    "(the causal mask's -inf in kq) is an exact match and is left out of the sums.\n"
     "The examples run on the trace examples/instrument-your-engine records.\n"
     "\n"
     "t_shape(T) -> text\n"

@@ -745,6 +745,9 @@ static void sb_components(struct sbuf *s, const double *v, int64_t n, const doub
     }
     if (k == 0) {
         sb_add(s, "no single component (contributions cancel)");
+    } else if (acc < 0.8 * fabs(total)) {
+        sb_add(s, "; together %+.2f of %+.2f, the rest is spread over the other components",
+               sign * acc, total);
     }
 }
 
