@@ -35,8 +35,9 @@ static int alloc_buffers(lm_ctx *c)
     const size_t kvd = (size_t)(hp->n_head_kv * hp->head_dim);
     const size_t cells = (size_t)hp->n_layer * (size_t)c->n_ctx * kvd;
     const size_t esz = c->kv_type == LM_TYPE_F16 ? 2 : 4;
-    const int64_t kmax = hp->n_ff > hp->n_embd ? (hp->n_ff > (int64_t)qd ? hp->n_ff : (int64_t)qd)
-                                               : (hp->n_embd > (int64_t)qd ? hp->n_embd : (int64_t)qd);
+    const int64_t kmax = hp->n_ff > hp->n_embd
+                             ? (hp->n_ff > (int64_t)qd ? hp->n_ff : (int64_t)qd)
+                             : (hp->n_embd > (int64_t)qd ? hp->n_embd : (int64_t)qd);
     const size_t scores = (size_t)hp->n_head * B * (size_t)c->n_ctx;
     const int nth = lm_pool_size(c->pool);
     int fail = 0;
@@ -134,10 +135,11 @@ void lm_ctx_destroy(lm_ctx *c)
         return;
     }
     lm_pool_destroy(c->pool);
-    void *bufs[] = {c->k_cache, c->v_cache, c->x,   c->xn,  c->q,        c->qr,      c->k,
-                    c->kr,      c->v,       c->kq,  c->sm,  c->kqv,      c->attn_out, c->ffn_inp,
-                    c->gate,    c->up,      c->act_out, c->ffn_out, c->logits, c->act, c->pos,
-                    c->cos,     c->sin,     c->scratch, c->rec_buf};
+    void *bufs[] = {c->k_cache, c->v_cache, c->x,        c->xn,      c->q,
+                    c->qr,      c->k,       c->kr,       c->v,       c->kq,
+                    c->sm,      c->kqv,     c->attn_out, c->ffn_inp, c->gate,
+                    c->up,      c->act_out, c->ffn_out,  c->logits,  c->act,
+                    c->pos,     c->cos,     c->sin,      c->scratch, c->rec_buf};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         free(bufs[i]);
     }

@@ -24,24 +24,24 @@ struct lm_ctx {
     void *k_cache; /* (n_layer, n_ctx, n_head_kv*head_dim) f32 or f16 */
     void *v_cache; /* (n_layer, n_head_kv*head_dim, n_ctx): transposed, f32 or f16 */
 
-    float *x;        /* (n_ubatch, n_embd) residual stream */
-    float *xn;       /* (n_ubatch, n_embd) normed */
-    float *q, *qr;   /* (n_ubatch, n_head*head_dim) before / after RoPE */
-    float *k, *kr;   /* (n_ubatch, n_head_kv*head_dim) before / after RoPE */
-    float *v;        /* (n_ubatch, n_head_kv*head_dim) */
-    float *kq, *sm;  /* (n_head, n_tokens, n_kv) scores, probabilities */
-    float *kqv;      /* (n_ubatch, n_head*head_dim) */
-    float *attn_out; /* (n_ubatch, n_embd) */
-    float *ffn_inp;  /* (n_ubatch, n_embd) */
+    float *x;                   /* (n_ubatch, n_embd) residual stream */
+    float *xn;                  /* (n_ubatch, n_embd) normed */
+    float *q, *qr;              /* (n_ubatch, n_head*head_dim) before / after RoPE */
+    float *k, *kr;              /* (n_ubatch, n_head_kv*head_dim) before / after RoPE */
+    float *v;                   /* (n_ubatch, n_head_kv*head_dim) */
+    float *kq, *sm;             /* (n_head, n_tokens, n_kv) scores, probabilities */
+    float *kqv;                 /* (n_ubatch, n_head*head_dim) */
+    float *attn_out;            /* (n_ubatch, n_embd) */
+    float *ffn_inp;             /* (n_ubatch, n_embd) */
     float *gate, *up, *act_out; /* (n_ubatch, n_ff) */
-    float *ffn_out;  /* (n_ubatch, n_embd) */
-    float *logits;   /* (n_vocab) */
-    void *act;       /* (n_ubatch, converted row of max(n_embd, n_ff, q_dim)) */
-    int32_t *pos;    /* (n_ubatch) positions used by RoPE */
-    float *cos, *sin; /* (n_ubatch, n_rot/2) */
-    float *scratch;  /* (n_threads, scratch_n) per-thread rows */
+    float *ffn_out;             /* (n_ubatch, n_embd) */
+    float *logits;              /* (n_vocab) */
+    void *act;                  /* (n_ubatch, converted row of max(n_embd, n_ff, q_dim)) */
+    int32_t *pos;               /* (n_ubatch) positions used by RoPE */
+    float *cos, *sin;           /* (n_ubatch, n_rot/2) */
+    float *scratch;             /* (n_threads, scratch_n) per-thread rows */
     int64_t scratch_n;
-    float *rec_buf;  /* (rec_n) staging for recorded tensors that need reshaping */
+    float *rec_buf; /* (rec_n) staging for recorded tensors that need reshaping */
     int64_t rec_n;
 
     int64_t n_past, n_steps;
@@ -65,8 +65,8 @@ int lm__forward(lm_ctx *c, const int32_t *tokens, int64_t n, int64_t pos0);
 void lm_rec_begin(lm_ctx *c, struct lm_rec *r, int64_t layer, const char *name, const char *kind,
                   int64_t pos0, int64_t n_pos);
 void lm_rec_embd(lm_ctx *c, struct lm_rec *r, const int32_t *tokens, const float *out, int64_t n);
-void lm_rec_norm(lm_ctx *c, struct lm_rec *r, const char *wname, const float *in,
-                 const float *out, int64_t n);
+void lm_rec_norm(lm_ctx *c, struct lm_rec *r, const char *wname, const float *in, const float *out,
+                 int64_t n);
 void lm_rec_matmul(lm_ctx *c, struct lm_rec *r, const struct lm_weight *w, const float *in,
                    const float *out, int64_t n);
 void lm_rec_rope(lm_ctx *c, struct lm_rec *r, const float *in, const float *out, int64_t n,

@@ -118,8 +118,8 @@ int lm_faults_format(const struct lm_faults *f, char *buf, size_t cap)
     return n;
 }
 
-int lm_prompt_tokens(const lm_model *m, const struct lm_faults *f, const char *text,
-                     int32_t *ids, int64_t cap, int64_t *n_out)
+int lm_prompt_tokens(const lm_model *m, const struct lm_faults *f, const char *text, int32_t *ids,
+                     int64_t cap, int64_t *n_out)
 {
     const lm_tok *t = lm_model_tok(m);
     int64_t n = 0;

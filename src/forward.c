@@ -18,7 +18,8 @@
 #include <stdio.h>
 #include <string.h>
 
-/* ---- matmul over the thread pool -------------------------------------------------------------- */
+/* ---- matmul over the thread pool --------------------------------------------------------------
+ */
 
 struct mm_job {
     const struct lm_weight *w;
@@ -37,8 +38,8 @@ static void mm_worker(void *arg, int ith, int nth)
     const int64_t b0 = nb * ith / nth, b1 = nb * (ith + 1) / nth;
     int64_t r0 = b0 * 16, r1 = b1 * 16 < j->w->m ? b1 * 16 : j->w->m;
     if (r0 < r1) {
-        lm_matmul_ex(j->w->type, j->w->k, j->w->m, j->w->data, j->act, j->act_stride, j->n,
-                     j->out, j->w->m, r0, r1, j->flags);
+        lm_matmul_ex(j->w->type, j->w->k, j->w->m, j->w->data, j->act, j->act_stride, j->n, j->out,
+                     j->w->m, r0, r1, j->flags);
     }
 }
 
@@ -63,14 +64,15 @@ static void matmul(lm_ctx *c, const struct lm_weight *w, const float *x, int64_t
 {
     struct conv_job cj = {w->type, x, w->k, n, c->act, lm_act_row_bytes(w->type, w->k)};
     /* A tied output matrix is token_embd, which llama.cpp never repacks. */
-    struct mm_job mj = {w, c->act, cj.stride, n, out,
-                        w->data == c->m->tok_embd.data ? LM_MM_NO_REPACK : 0u};
+    struct mm_job mj = {w, c->act, cj.stride,
+                        n, out,    w->data == c->m->tok_embd.data ? LM_MM_NO_REPACK : 0u};
     const double work = (double)w->k * (double)w->m * (double)n;
     lm_pool_run_sized(c->pool, conv_worker, &cj, (double)(w->k * n) * 64.0);
     lm_pool_run_sized(c->pool, mm_worker, &mj, work);
 }
 
-/* ---- attention -------------------------------------------------------------------------------- */
+/* ---- attention --------------------------------------------------------------------------------
+ */
 
 struct attn_job {
     lm_ctx *c;
@@ -127,7 +129,8 @@ static void context_worker(void *arg, int ith, int nth)
     }
 }
 
-/* ---- the pass --------------------------------------------------------------------------------- */
+/* ---- the pass ---------------------------------------------------------------------------------
+ */
 
 /* Writes K (after RoPE) and V rows of n tokens into the cache at cells pos0.. (V transposed). */
 static void cache_write(lm_ctx *c, int64_t l, int64_t pos0, int64_t n)
@@ -208,8 +211,8 @@ static void attention(lm_ctx *c, int64_t l, int64_t pos0, int64_t n)
                c->qr);
     lm_rec_rope(c, &r, c->q, c->qr, n, hp->n_head);
     lm_rec_begin(c, &r, l, "rope_k", "rope", pos0, n);
-    lm_op_rope(c->k, n, (int)hp->n_head_kv, (int)hd, (int)hp->n_rot, c->rope_mode, c->cos,
-               c->sin, c->kr);
+    lm_op_rope(c->k, n, (int)hp->n_head_kv, (int)hd, (int)hp->n_rot, c->rope_mode, c->cos, c->sin,
+               c->kr);
     lm_rec_rope(c, &r, c->k, c->kr, n, hp->n_head_kv);
 
     lm_rec_begin(c, &r, l, "cache_k", "cache_write", pos0, n);

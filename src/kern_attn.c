@@ -20,8 +20,8 @@ static int64_t kv_head(const struct lm_attn_shape *a, int64_t h)
     return a->gqa_tile ? h % a->n_head_kv : h / (a->n_head / a->n_head_kv);
 }
 
-void lm_op_attn_scores_head(const struct lm_attn_shape *a, int64_t h, const float *q,
-                            const void *k, int64_t k_ld, float *scratch, float *out)
+void lm_op_attn_scores_head(const struct lm_attn_shape *a, int64_t h, const float *q, const void *k,
+                            int64_t k_ld, float *scratch, float *out)
 {
     const int64_t hd = a->head_dim, kvh = kv_head(a, h);
     const float scale = 1.0f / sqrtf((float)hd);

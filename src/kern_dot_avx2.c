@@ -85,10 +85,10 @@ static void mm_vec_float(const struct lm_mm *p, int64_t r0, int64_t r1)
     }
 }
 
-/* tinyBLAS KN = 16 tile: one weight row (f32 or f16) against NC activation rows given as f32
- * pointers b[j]; lane pair (lo, hi) per column. */
-AI void tb_tile(int f16, int64_t k, const void *w, const float *const *b, int nc, float *out,
-                int64_t ldo)
+/* tinyBLAS KN = 16 tile: one weight row (f32 or f16) against nc activation rows b[j] (f32, or
+ * f16 when a16); lane pair (lo, hi) per column. */
+AI void tb_tile(int f16, int a16, int64_t k, const void *w, const void *const *b, int nc,
+                float *out, int64_t ldo)
 {
     __m256 lo[6], hi[6];
     for (int j = 0; j < nc; j++) {
@@ -98,8 +98,8 @@ AI void tb_tile(int f16, int64_t k, const void *w, const float *const *b, int nc
     for (int64_t l = 0; l < k; l += 16) {
         const __m256 wl = ld8(w, f16, l), wh = ld8(w, f16, l + 8);
         for (int j = 0; j < nc; j++) {
-            lo[j] = _mm256_fmadd_ps(wl, _mm256_loadu_ps(b[j] + l), lo[j]);
-            hi[j] = _mm256_fmadd_ps(wh, _mm256_loadu_ps(b[j] + l + 8), hi[j]);
+            lo[j] = _mm256_fmadd_ps(wl, ld8(b[j], a16, l), lo[j]);
+            hi[j] = _mm256_fmadd_ps(wh, ld8(b[j], a16, l + 8), hi[j]);
         }
     }
     for (int j = 0; j < nc; j++) {
@@ -108,7 +108,7 @@ AI void tb_tile(int f16, int64_t k, const void *w, const float *const *b, int nc
 }
 
 /* tinyBLAS 2 rows x 3 columns: 12 accumulators, the low and high 8 lanes in turn. */
-AI void tb_tile23(int f16, int64_t k, const void *w0, const void *w1, const float *const *b,
+AI void tb_tile23(int f16, int a16, int64_t k, const void *w0, const void *w1, const void *const *b,
                   float *out, int64_t ldo)
 {
     __m256 acc[2][3][2];
@@ -122,7 +122,7 @@ AI void tb_tile23(int f16, int64_t k, const void *w0, const void *w1, const floa
         for (int h = 0; h < 2; h++) {
             const __m256 x0 = ld8(w0, f16, l + 8 * h), x1 = ld8(w1, f16, l + 8 * h);
             for (int j = 0; j < 3; j++) {
-                const __m256 y = _mm256_loadu_ps(b[j] + l + 8 * h);
+                const __m256 y = ld8(b[j], a16, l + 8 * h);
                 acc[0][j][h] = _mm256_fmadd_ps(x0, y, acc[0][j][h]);
                 acc[1][j][h] = _mm256_fmadd_ps(x1, y, acc[1][j][h]);
             }
@@ -135,47 +135,49 @@ AI void tb_tile23(int f16, int64_t k, const void *w0, const void *w1, const floa
     }
 }
 
-#define TB_NC   6
-#define STAGE_K 8192
+#define TB_NC 6  /* activation columns per tile */
+#define TB_RB 32 /* weight rows per block: they stay in L2 while all column panels pass */
 
-/* tinyBLAS over column blocks of TB_NC; f16 activations are widened once per block (exact). */
+/* Rows [r0, r1) against the nc columns b (from column c0): 2 x 3 tiles, then single rows. */
+AI void tb_rows(const struct lm_mm *p, int f16, const void *const *b, int nc, int64_t c0,
+                int64_t r0, int64_t r1)
+{
+    float *o = p->out + c0 * p->ldo;
+    int64_t r = r0;
+    if (nc == TB_NC) {
+        for (; r + 2 <= r1; r += 2) {
+            const uint8_t *w = p->w + (size_t)r * p->w_stride;
+            tb_tile23(f16, f16, p->k, w, w + p->w_stride, b, o + r, p->ldo);
+            tb_tile23(f16, f16, p->k, w, w + p->w_stride, b + 3, o + 3 * p->ldo + r, p->ldo);
+        }
+    }
+    for (; r < r1; r++) {
+        const uint8_t *w = p->w + (size_t)r * p->w_stride;
+        if (nc == TB_NC) {
+            tb_tile(f16, f16, p->k, w, b, TB_NC, o + r, p->ldo);
+        } else {
+            tb_tile(f16, f16, p->k, w, b, nc, o + r, p->ldo);
+        }
+    }
+}
+
+/* tinyBLAS in blocks of TB_RB rows, each against all column panels of TB_NC. F16 activations
+ * are widened (exactly) at each use: reading half the bytes beats staging them as f32. */
 static void mm_tb_float(const struct lm_mm *p, int64_t r0, int64_t r1)
 {
     const int f16 = p->wtype == LM_TYPE_F16;
-    float stage[TB_NC * STAGE_K]; /* 192 KiB of stack: f16 activations widened to f32 */
-    if (f16 && p->k > STAGE_K) {
-        lm__mm_scalar(p, r0, r1);
-        return;
-    }
-    for (int64_t c0 = 0; c0 < p->n; c0 += TB_NC) {
-        const int nc = p->n - c0 < TB_NC ? (int)(p->n - c0) : TB_NC;
-        const float *b[TB_NC];
-        for (int j = 0; j < nc; j++) {
-            const uint8_t *a = p->act + (size_t)(c0 + j) * p->act_stride;
-            if (!f16) {
-                b[j] = (const float *)a;
-                continue;
+    for (int64_t rb = r0; rb < r1; rb += TB_RB) {
+        const int64_t re = r1 - rb < TB_RB ? r1 : rb + TB_RB;
+        for (int64_t c0 = 0; c0 < p->n; c0 += TB_NC) {
+            const int nc = p->n - c0 < TB_NC ? (int)(p->n - c0) : TB_NC;
+            const void *b[TB_NC];
+            for (int j = 0; j < nc; j++) {
+                b[j] = p->act + (size_t)(c0 + j) * p->act_stride;
             }
-            for (int64_t l = 0; l < p->k; l += 8) {
-                _mm256_storeu_ps(stage + j * STAGE_K + l, ld8(a, 1, l));
-            }
-            b[j] = stage + j * STAGE_K;
-        }
-        float *o = p->out + c0 * p->ldo;
-        int64_t r = r0;
-        if (nc == TB_NC) {
-            for (; r + 2 <= r1; r += 2) {
-                const uint8_t *w = p->w + (size_t)r * p->w_stride;
-                tb_tile23(f16, p->k, w, w + p->w_stride, b, o + r, p->ldo);
-                tb_tile23(f16, p->k, w, w + p->w_stride, b + 3, o + 3 * p->ldo + r, p->ldo);
-            }
-        }
-        for (; r < r1; r++) {
-            const uint8_t *w = p->w + (size_t)r * p->w_stride;
-            if (nc == TB_NC) {
-                tb_tile(f16, p->k, w, b, TB_NC, o + r, p->ldo);
+            if (f16) {
+                tb_rows(p, 1, b, nc, c0, rb, re);
             } else {
-                tb_tile(f16, p->k, w, b, nc, o + r, p->ldo);
+                tb_rows(p, 0, b, nc, c0, rb, re);
             }
         }
     }
@@ -295,26 +297,31 @@ AI void q32_tile(const struct lm_mm *p, int t, int64_t r, int64_t c, int NR, int
     }
 }
 
+#define Q32_RB 16 /* weight rows per block: they stay in L1/L2 while all columns pass */
+
 /* Tiles with compile-time shapes and type, so that accumulators stay in registers. */
 AI void mm_q32_t(const struct lm_mm *p, int64_t r0, int64_t r1, int t)
 {
-    int64_t c = 0;
-    for (; c + 4 <= p->n; c += 4) {
-        int64_t r = r0;
-        for (; r + 2 <= r1; r += 2) {
-            q32_tile(p, t, r, c, 2, 4);
+    for (int64_t rb = r0; rb < r1; rb += Q32_RB) {
+        const int64_t re = r1 - rb < Q32_RB ? r1 : rb + Q32_RB;
+        int64_t c = 0;
+        for (; c + 4 <= p->n; c += 4) {
+            int64_t r = rb;
+            for (; r + 2 <= re; r += 2) {
+                q32_tile(p, t, r, c, 2, 4);
+            }
+            for (; r < re; r++) {
+                q32_tile(p, t, r, c, 1, 4);
+            }
         }
-        for (; r < r1; r++) {
-            q32_tile(p, t, r, c, 1, 4);
-        }
-    }
-    for (; c < p->n; c++) {
-        int64_t r = r0;
-        for (; r + 4 <= r1; r += 4) {
-            q32_tile(p, t, r, c, 4, 1);
-        }
-        for (; r < r1; r++) {
-            q32_tile(p, t, r, c, 1, 1);
+        for (; c < p->n; c++) {
+            int64_t r = rb;
+            for (; r + 4 <= re; r += 4) {
+                q32_tile(p, t, r, c, 4, 1);
+            }
+            for (; r < re; r++) {
+                q32_tile(p, t, r, c, 1, 1);
+            }
         }
     }
 }
@@ -387,6 +394,68 @@ AI void q4_0_rep_tile(const struct lm_mm *p, int64_t r, int64_t c, int NC)
     }
 }
 
+/* The exact per-row sums of 8 rows' int16 pair sums p[i] (|p| <= 4080, so the 16-element
+ * partial sums fit in int16): lane i = sum of the 16 lanes of p[i]. */
+AI __m256i rowsums8_16(const __m256i p[8])
+{
+    const __m256i h01 = _mm256_hadd_epi16(p[0], p[1]), h23 = _mm256_hadd_epi16(p[2], p[3]);
+    const __m256i h45 = _mm256_hadd_epi16(p[4], p[5]), h67 = _mm256_hadd_epi16(p[6], p[7]);
+    const __m256i f = _mm256_hadd_epi16(_mm256_hadd_epi16(h01, h23), _mm256_hadd_epi16(h45, h67));
+    return _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(f)),
+                            _mm256_cvtepi16_epi32(_mm256_extracti128_si256(f, 1)));
+}
+
+#define RQ_KMAX 8192 /* longest row the prepared Q4_0 kernel handles (80 KiB of stack) */
+
+/* 8 repacked Q4_0 rows prepared once for many columns: per block b the signed quants of row i
+ * (q[b * 8 + i]), 128 * their sum (c128[b], lane = row) and the row scales (dw[b]). */
+struct rq_prep {
+    __m256i q[RQ_KMAX / 32 * 8];
+    __m256i c128[RQ_KMAX / 32];
+    __m256 dw[RQ_KMAX / 32];
+};
+
+static void rq_prepare(const struct lm_mm *p, int64_t r, struct rq_prep *u)
+{
+    const uint8_t *w[8];
+    for (int i = 0; i < 8; i++) {
+        w[i] = p->w + (size_t)(r + i) * p->w_stride;
+    }
+    const __m256i k128 = _mm256_set1_epi8((char)0x80);
+    for (int64_t b = 0; b < p->k / 32; b++) {
+        __m256i c[8];
+        for (int i = 0; i < 8; i++) {
+            u->q[b * 8 + i] = unpack32(LM_TYPE_Q4_0, w[i] + b * 18);
+            c[i] = _mm256_maddubs_epi16(k128, u->q[b * 8 + i]);
+        }
+        u->c128[b] = rowsums8_16(c);
+        u->dw[b] = d8(w, (size_t)b * 18);
+    }
+}
+
+/* Repacked Q4_0, 8 prepared rows from r against all columns: with a' = a + 128 (unsigned),
+ * sum q*a = sum q*a' - 128 * sum q, exact; acc = fma((float)sum, dw*da, acc) per block. */
+static void rq_columns(const struct lm_mm *p, int64_t r, const struct rq_prep *u)
+{
+    const __m256i k128 = _mm256_set1_epi8((char)0x80);
+    for (int64_t c = 0; c < p->n; c++) {
+        const uint8_t *act = p->act + (size_t)c * p->act_stride;
+        __m256 acc = _mm256_setzero_ps();
+        for (int64_t b = 0; b < p->k / 32; b++) {
+            const uint8_t *ab = act + b * 34;
+            const __m256i a = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(ab + 2)), k128);
+            __m256i pr[8];
+            for (int i = 0; i < 8; i++) {
+                pr[i] = _mm256_maddubs_epi16(a, u->q[b * 8 + i]);
+            }
+            const __m256i s = _mm256_sub_epi32(rowsums8_16(pr), u->c128[b]);
+            const __m256 d = _mm256_mul_ps(u->dw[b], _mm256_set1_ps(lm__f16f(lm__rd16(ab))));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), d, acc);
+        }
+        _mm256_storeu_ps(p->out + c * p->ldo + r, acc);
+    }
+}
+
 /* Repacked Q4_0: whole groups of 8 rows in SIMD, the rows outside them with the scalar oracle
  * (same formula, same bits). */
 static void mm_repack_q4_0(const struct lm_mm *p, int64_t r0, int64_t r1)
@@ -401,6 +470,14 @@ static void mm_repack_q4_0(const struct lm_mm *p, int64_t r0, int64_t r1)
     }
     if (g1 < r1) {
         lm__mm_scalar(p, g1, r1);
+    }
+    if (p->n >= 4 && p->k <= RQ_KMAX) {
+        struct rq_prep u; /* blocks 0..k/32-1 are written before they are read */
+        for (int64_t r = g0; r < g1; r += 8) {
+            rq_prepare(p, r, &u);
+            rq_columns(p, r, &u);
+        }
+        return;
     }
     for (int64_t r = g0; r < g1; r += 8) {
         int64_t c = 0;

@@ -5,6 +5,7 @@
  * ../shared/NUMERICS.md sections 3, 5, 7.3 and 10. The numeric contract of each kernel is in
  * its comment. The same functions serve the forward pass and `lltrace replay`.
  */
+#include "kern_int.h"
 #include "lm.h"
 
 #include <math.h>
@@ -22,9 +23,9 @@ float lm_expf_ggml(float x)
     float n = z - r;
     float b = fmaf(-n, 0x1.7f7d1cp-20f, fmaf(-n, 0x1.62e4p-1f, x));
     float u = b * b;
-    float j = fmaf(fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u,
-                        fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
-                   u, fmaf(0x1.ffffecp-1f, b, 1.0f));
+    float j = fmaf(
+        fmaf(fmaf(0x1.0e4020p-7f, b, 0x1.573e2ep-5f), u, fmaf(0x1.555e66p-3f, b, 0x1.fffdb6p-2f)),
+        u, fmaf(0x1.ffffecp-1f, b, 1.0f));
     if (isnan(n)) {
         return n;
     }
@@ -32,6 +33,20 @@ float lm_expf_ggml(float x)
         return n <= 0.0f ? 0.0f : INFINITY;
     }
     return ldexpf(j, (int)n);
+}
+
+void lm__expf_array_avx2(const float *x, float *y, int64_t n);
+
+/* y[i] = lm_expf_ggml(x[i]); x and y may be the same array. */
+static void expf_array(const float *x, float *y, int64_t n)
+{
+    if (lm_simd_level() >= LM_SIMD_AVX2) {
+        lm__expf_array_avx2(x, y, n);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) {
+        y[i] = lm_expf_ggml(x[i]);
+    }
 }
 
 /* _mm512_reduce_add_ps as GCC 12 expands it: halves 8+8, 4+4, then (c0+c2)+(c1+c3). */
@@ -144,12 +159,13 @@ void lm_op_softmax(const float *w, int64_t n, bool f16_accum, float *out)
         }
         sum = s;
     } else {
+        for (int64_t i = 0; i < n; i++) {
+            out[i] = w[i] - max;
+        }
+        expf_array(out, out, n);
         for (int64_t i0 = 0; i0 < n; i0 += 16) {
             for (int l = 0; l < 16; l++) {
-                lane[l] = i0 + l < n ? lm_expf_ggml(w[i0 + l] - max) : 0.0f;
-                if (i0 + l < n) {
-                    out[i0 + l] = lane[l];
-                }
+                lane[l] = i0 + l < n ? out[i0 + l] : 0.0f;
             }
             sum += (double)lm_reduce16(lane);
         }
@@ -167,8 +183,12 @@ void lm_op_softmax(const float *w, int64_t n, bool f16_accum, float *out)
 void lm_op_swiglu(const float *g, const float *u, int64_t n, float *out)
 {
     const int64_t n16 = n - n % 16;
+    for (int64_t i = 0; i < n16; i++) {
+        out[i] = 0.0f - g[i];
+    }
+    expf_array(out, out, n16);
     for (int64_t i = 0; i < n; i++) {
-        float e = i < n16 ? lm_expf_ggml(0.0f - g[i]) : expf(-g[i]);
+        float e = i < n16 ? out[i] : expf(-g[i]);
         out[i] = (g[i] / (1.0f + e)) * u[i];
     }
 }

@@ -95,8 +95,8 @@ static int bind(lm_model *m, struct lm_weight *w, const char *name, char *err, s
         return LM_EFORMAT;
     }
     if (lm_type_row_bytes(t->type, t->ne[0]) < 0 || t->n_dims > 2) {
-        snprintf(err, errlen, "%s: tensor '%s' has an unsupported type %s or shape", m->path,
-                 name, lm_type_name(t->type) ? lm_type_name(t->type) : "?");
+        snprintf(err, errlen, "%s: tensor '%s' has an unsupported type %s or shape", m->path, name,
+                 lm_type_name(t->type) ? lm_type_name(t->type) : "?");
         return LM_EUNSUPPORTED;
     }
     w->name = t->name;
@@ -141,7 +141,8 @@ static int load_weights(lm_model *m, char *err, size_t errlen)
         struct lm_layer *L = &m->layers[l];
 #define W(field, suffix, norm)                                                                     \
     snprintf(name, sizeof name, "blk.%lld." suffix, (long long)l);                                 \
-    rc = norm ? bind_norm(m, &L->field, name, err, errlen) : bind(m, &L->field, name, err, errlen); \
+    rc =                                                                                           \
+        norm ? bind_norm(m, &L->field, name, err, errlen) : bind(m, &L->field, name, err, errlen); \
     if (rc < 0) {                                                                                  \
         return rc;                                                                                 \
     }
@@ -266,8 +267,8 @@ static const struct lm_weight *find_weight(const lm_model *m, const char *name)
     }
     for (int64_t l = 0; l < m->hp.n_layer; l++) {
         const struct lm_layer *L = &m->layers[l];
-        const struct lm_weight *ws[] = {&L->attn_norm, &L->wq,       &L->wk,   &L->wv,    &L->wo,
-                                        &L->ffn_norm,  &L->w_gate,   &L->w_up, &L->w_down};
+        const struct lm_weight *ws[] = {&L->attn_norm, &L->wq,     &L->wk,   &L->wv,    &L->wo,
+                                        &L->ffn_norm,  &L->w_gate, &L->w_up, &L->w_down};
         for (size_t i = 0; i < sizeof ws / sizeof ws[0]; i++) {
             if (strcmp(ws[i]->name, name) == 0) {
                 return ws[i];

@@ -52,8 +52,9 @@ static void emit(lm_ctx *c, struct lm_rec *r, const struct trc_tensor *ts, int n
                  const char *weight, const char *params)
 {
     struct trc_weight w = {"weight", weight};
-    struct trc_op op = {r->name, r->kind, r->layer, r->pos0,         r->n_pos, params,
-                        lm__now_ns() - r->t0, ts, n_ts, weight ? &w : NULL, weight ? 1 : 0};
+    struct trc_op op = {
+        r->name, r->kind, r->layer,           r->pos0,       r->n_pos, params, lm__now_ns() - r->t0,
+        ts,      n_ts,    weight ? &w : NULL, weight ? 1 : 0};
     if (c->on_op) {
         c->on_op(c->on_op_user, c->n_steps, &op);
     }
@@ -73,8 +74,8 @@ void lm_rec_embd(lm_ctx *c, struct lm_rec *r, const int32_t *tokens, const float
     emit(c, r, ts, 2, c->m->tok_embd.name, NULL);
 }
 
-void lm_rec_norm(lm_ctx *c, struct lm_rec *r, const char *wname, const float *in,
-                 const float *out, int64_t n)
+void lm_rec_norm(lm_ctx *c, struct lm_rec *r, const char *wname, const float *in, const float *out,
+                 int64_t n)
 {
     char params[64];
     if (r->level == TRC_LEVEL_NONE) {

@@ -151,8 +151,7 @@ int32_t lm_sampler_sample(lm_sampler *s, const float *logits, float *prob)
     double sum = 0.0;
     top_k(logits, n, k, s->idx);
     for (int64_t i = 0; i < k; i++) {
-        s->p[i] = exp(((double)logits[s->idx[i]] - (double)logits[s->idx[0]]) /
-                      (double)s->o.temp);
+        s->p[i] = exp(((double)logits[s->idx[i]] - (double)logits[s->idx[0]]) / (double)s->o.temp);
         sum += s->p[i];
     }
     if (s->o.top_p > 0.0f && s->o.top_p < 1.0f) {

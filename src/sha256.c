@@ -1,10 +1,16 @@
 /*
  * sha256.c - SHA-256 (FIPS 180-4) of a memory buffer, as a lower-case hex digest. Used to
- * fingerprint models and to compare dequantized tensors with the references. libc only.
+ * fingerprint models and to compare dequantized tensors with the references. libc only; the
+ * block function uses the CPU's SHA extensions when it has them (sha256_shani.c).
  */
 #include "lm.h"
+#include "sha256_int.h"
 
+#include <stdlib.h>
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 
 static const uint32_t k_round[64] = {
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
@@ -60,12 +66,39 @@ static void compress(uint32_t h[8], const uint8_t *p)
     h[7] += hh;
 }
 
+/* True when the CPU has the SHA extensions and SSE4.1 (cpuid leaf 7 EBX bit 29, leaf 1). */
+int lm__sha256_have_shani(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_SSE4_1)) {
+        return 0;
+    }
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+        return 0;
+    }
+    return (b >> 29) & 1;
+#else
+    return 0;
+#endif
+}
+
 void lm_sha256_hex(const void *data, size_t len, char out[65])
+{
+    lm__sha256_hex_impl(data, len, out, lm__sha256_have_shani() && !getenv("LLTRACE_NO_SHANI"));
+}
+
+void lm__sha256_hex_impl(const void *data, size_t len, char out[65], int use_shani)
 {
     uint32_t h[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
                      0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
     const uint8_t *p = data;
     size_t left = len;
+    if (use_shani && left >= 64) {
+        lm__sha256_blocks_shani(h, p, left / 64);
+        p += left / 64 * 64;
+        left %= 64;
+    }
     for (; left >= 64; left -= 64, p += 64) {
         compress(h, p);
     }

@@ -16,8 +16,10 @@ int main(void)
 {
 #ifdef LT_NEEDS_SHARED
     if (!lt_shared_dir()) {
-        fprintf(stderr, "skipped: suite '%s' needs the reference data in ../shared, which is "
-                        "not present (set LLTRACE_SHARED to its path)\n", LT_SUITE_NAME);
+        fprintf(stderr,
+                "skipped: suite '%s' needs the reference data in ../shared, which is "
+                "not present (set LLTRACE_SHARED to its path)\n",
+                LT_SUITE_NAME);
         return 77;
     }
 #endif

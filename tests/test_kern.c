@@ -263,6 +263,15 @@ START_TEST(test_kern_kquant_raw)
 }
 END_TEST
 
+/* Rows longer than the prepared repacked-Q4_0 kernel takes (8192) use the other tile. */
+START_TEST(test_kern_long_rows)
+{
+    const struct mm_case c1 = {LM_TYPE_Q4_0, 8, 8192 + 32, 4}, c2 = {LM_TYPE_Q4_0, 16, 8192, 5};
+    run_case(&c1);
+    run_case(&c2);
+}
+END_TEST
+
 /* Float lengths that exercise the vec_dot tails (k % 64 != 0) and k % 16 != 0. */
 START_TEST(test_kern_float_tails)
 {
@@ -452,6 +461,7 @@ Suite *kern_suite(void)
     tcase_add_test(core, test_kern_float_tails);
     tcase_add_test(core, test_kern_bf16_subnormal);
     tcase_add_test(core, test_kern_kquant_raw);
+    tcase_add_test(core, test_kern_long_rows);
     tcase_add_test(core, test_kern_choice);
     tcase_add_test(core, test_kern_dot_structures);
     tcase_add_test(core, test_kern_simd_control);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kern_int.h"
 #include "lm.h"
 #include "testutil.h"
 
@@ -211,6 +212,33 @@ START_TEST(test_model_expf_and_softmax)
 }
 END_TEST
 
+/* The AVX2 exp used by softmax and SwiGLU gives the scalar bits, for every kind of input. */
+START_TEST(test_model_ops_simd_equals_scalar)
+{
+    enum { N = 203 };
+    float w[N], g[N], u[N], sm[2][N], sw[2][N];
+    uint32_t x = 12345;
+    for (int i = 0; i < N; i++) {
+        x = x * 1664525u + 1013904223u;
+        float r = (float)(x >> 8) / 16777216.0f;
+        w[i] = i % 7 == 3 ? -INFINITY : (r - 0.9f) * 200.0f; /* masked, tiny and huge exps */
+        g[i] = (r - 0.5f) * 250.0f;
+        u[i] = r - 0.25f;
+    }
+    if (lm_simd_detect() < LM_SIMD_AVX2) {
+        return; /* nothing to compare on this CPU: the scalar path is the only one */
+    }
+    for (int pass = 0; pass < 2; pass++) {
+        ck_assert_int_eq(lm_simd_set(pass == 0 ? LM_SIMD_SCALAR : LM_SIMD_AVX2), 0);
+        lm_op_softmax(w, N, false, sm[pass]);
+        lm_op_swiglu(g, u, N, sw[pass]);
+    }
+    lm_simd_set(-1);
+    ck_assert_mem_eq(sm[0], sm[1], sizeof sm[0]);
+    ck_assert_mem_eq(sw[0], sw[1], sizeof sw[0]);
+}
+END_TEST
+
 START_TEST(test_model_faults_parse)
 {
     struct lm_faults f;
@@ -265,6 +293,7 @@ Suite *model_suite(void)
     tcase_add_test(core, test_model_rope_closed_form);
     tcase_add_test(core, test_model_expf_and_softmax);
     tcase_add_test(core, test_model_faults_parse);
+    tcase_add_test(core, test_model_ops_simd_equals_scalar);
     tcase_add_test(core, test_model_sampler);
     tcase_add_test(errors, test_model_errors_context_and_tokens);
     suite_add_tcase(s, core);

@@ -75,14 +75,22 @@ static int canonical(const char *name, const char *op, char *out, size_t cap)
     static const struct {
         const char *prefix, *op, *ours;
     } map[] = {
-        {"attn_norm-", "MUL", "attn_norm"},  {"Qcur-", "MUL_MAT", "attn_q"},
-        {"Qcur-", "ROPE", "rope_q"},         {"Kcur-", "MUL_MAT", "attn_k"},
-        {"Kcur-", "ROPE", "rope_k"},         {"Vcur-", "MUL_MAT", "attn_v"},
-        {"kq-", "MUL_MAT", "kq"},            {"kq_soft_max-", "SOFT_MAX", "kq_softmax"},
-        {"kqv_out-", "CONT", "kqv"},         {"attn_out-", "MUL_MAT", "attn_out"},
-        {"ffn_inp-", "ADD", "ffn_inp"},      {"ffn_norm-", "MUL", "ffn_norm"},
-        {"ffn_gate-", "MUL_MAT", "ffn_gate"}, {"ffn_up-", "MUL_MAT", "ffn_up"},
-        {"ffn_swiglu-", "SWIGLU", "ffn_act"}, {"ffn_out-", "MUL_MAT", "ffn_out"},
+        {"attn_norm-", "MUL", "attn_norm"},
+        {"Qcur-", "MUL_MAT", "attn_q"},
+        {"Qcur-", "ROPE", "rope_q"},
+        {"Kcur-", "MUL_MAT", "attn_k"},
+        {"Kcur-", "ROPE", "rope_k"},
+        {"Vcur-", "MUL_MAT", "attn_v"},
+        {"kq-", "MUL_MAT", "kq"},
+        {"kq_soft_max-", "SOFT_MAX", "kq_softmax"},
+        {"kqv_out-", "CONT", "kqv"},
+        {"attn_out-", "MUL_MAT", "attn_out"},
+        {"ffn_inp-", "ADD", "ffn_inp"},
+        {"ffn_norm-", "MUL", "ffn_norm"},
+        {"ffn_gate-", "MUL_MAT", "ffn_gate"},
+        {"ffn_up-", "MUL_MAT", "ffn_up"},
+        {"ffn_swiglu-", "SWIGLU", "ffn_act"},
+        {"ffn_out-", "MUL_MAT", "ffn_out"},
         {"l_out-", "ADD", "l_out"},
     };
     if (!strcmp(name, "embd")) {
@@ -243,8 +251,8 @@ static void check_set(const char *set, const char *model_rel, bool f32)
         snprintf(path, sizeof path, "%s/refs/%s/%s", lt_shared_dir(), set, col[10]);
         ck_assert_msg(vw_npy_read_f32(path, &ref, &nd, shape, err, sizeof err) == 0, "%s", err);
         int kind = !strcmp(col[2], "MUL_MAT") && !strncmp(col[1], "kq-", 3) ? 1
-                   : !strcmp(col[2], "SOFT_MAX")                             ? 2
-                                                                             : 0;
+                   : !strcmp(col[2], "SOFT_MAX")                            ? 2
+                                                                            : 0;
         int64_t cols = r->shape[r->n_dims - 1], rows = r->n / cols;
         int64_t ref_cols = kind ? strtol(col[4], NULL, 10) : cols;
         int64_t ref_n = 1;
@@ -259,8 +267,8 @@ static void check_set(const char *set, const char *model_rel, bool f32)
             snprintf(worst, sizeof worst, "%s@%ld", ours, step);
         }
         if (f32) {
-            ck_assert_msg(s.nmse <= 1e-10, "%s step %ld %s: NMSE %.3g > 1e-10 (max |d| %.3g)",
-                          set, step, ours, s.nmse, s.maxabs);
+            ck_assert_msg(s.nmse <= 1e-10, "%s step %ld %s: NMSE %.3g > 1e-10 (max |d| %.3g)", set,
+                          step, ours, s.nmse, s.maxabs);
         }
         compared++;
         free(ref);

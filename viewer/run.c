@@ -302,8 +302,9 @@ static int run_with_model(const struct vw_run_opts *o, lm_model *m, struct vw_ru
         goto done;
     }
     g.smp = lm_sampler_create(&o->sampler, lm_model_hparams(m)->n_vocab);
-    if (!g.smp || (g.w && trace_describe(g.w, o, m, g.ctx, co.faults.kv_f16 ? LM_TYPE_F16 : o->kv_type,
-                                         o->prompt ? o->prompt : text, text, tmpl))) {
+    if (!g.smp ||
+        (g.w && trace_describe(g.w, o, m, g.ctx, co.faults.kv_f16 ? LM_TYPE_F16 : o->kv_type,
+                               o->prompt ? o->prompt : text, text, tmpl))) {
         goto done;
     }
     for (int64_t i = 0; g.w && i < g.n_prompt; i++) {

@@ -17,7 +17,7 @@ struct vw_run_opts {
     int64_t n_predict, n_ctx;
     int n_threads, kv_type;
     bool chat, verbose_prompt, ids, force;
-    bool quiet;        /* no streaming to stdout, no timing on stderr (bench, tests) */
+    bool quiet; /* no streaming to stdout, no timing on stderr (bench, tests) */
     struct lm_sampler_opts sampler;
     struct lm_faults faults;
     const char *rules[VW_MAX_RULES];
@@ -27,10 +27,10 @@ struct vw_run_opts {
 };
 
 struct vw_run_result {
-    int32_t *tokens;      /* prompt then generated ids (malloc'd; free with vw_run_result_free) */
+    int32_t *tokens; /* prompt then generated ids (malloc'd; free with vw_run_result_free) */
     int64_t n_prompt, n_gen;
     double prompt_s, gen_s; /* wall time of the prompt step and of the generation steps */
-    float *last_logits;   /* (n_vocab) logits after the last step, malloc'd */
+    float *last_logits;     /* (n_vocab) logits after the last step, malloc'd */
     int64_t n_vocab;
 };
 

@@ -116,13 +116,13 @@ enum lm_gguf_vtype {
 };
 
 struct lm_gguf_tensor {
-    const char *name;  /* NUL-terminated copy */
-    int type;          /* enum lm_type */
-    int n_dims;        /* 1..4 */
-    int64_t ne[4];     /* ggml order: ne[0] is the contiguous dimension; unused dims are 1 */
-    uint64_t offset;   /* relative to the data section */
-    uint64_t n_bytes;  /* size of the data */
-    const void *data;  /* into the mapping; aligned to the file's alignment */
+    const char *name; /* NUL-terminated copy */
+    int type;         /* enum lm_type */
+    int n_dims;       /* 1..4 */
+    int64_t ne[4];    /* ggml order: ne[0] is the contiguous dimension; unused dims are 1 */
+    uint64_t offset;  /* relative to the data section */
+    uint64_t n_bytes; /* size of the data */
+    const void *data; /* into the mapping; aligned to the file's alignment */
 };
 
 /* Opens and validates a GGUF file (mmap). On failure *out = NULL and errbuf says
@@ -295,7 +295,6 @@ int64_t lm_chat_render(int tmpl, const char *system, const char *user, char *buf
 /* Hex digest (65 bytes with NUL) of a buffer. */
 void lm_sha256_hex(const void *data, size_t len, char out[65]);
 
-
 /* ---- ops: the engine's kernels, callable on their own (the forward pass and replay) ---------- */
 
 enum lm_rope_mode {
@@ -324,20 +323,20 @@ void lm_op_add(const float *a, const float *b, int64_t n, float *out);
 
 /* Attention geometry shared by the two attention ops. */
 struct lm_attn_shape {
-    int64_t n;         /* query rows (tokens) */
+    int64_t n; /* query rows (tokens) */
     int64_t n_head, n_head_kv, head_dim;
-    int64_t pos0;      /* absolute position of query row 0: cells > pos0 + t are masked */
-    int64_t n_kv;      /* cells 0..n_kv-1 are visible */
-    int kv_type;       /* LM_TYPE_F32 or LM_TYPE_F16: how K/V are stored */
-    bool gqa_tile;     /* the gqa=tile fault */
+    int64_t pos0;  /* absolute position of query row 0: cells > pos0 + t are masked */
+    int64_t n_kv;  /* cells 0..n_kv-1 are visible */
+    int kv_type;   /* LM_TYPE_F32 or LM_TYPE_F16: how K/V are stored */
+    bool gqa_tile; /* the gqa=tile fault */
 };
 
 /* Scores of query head h: out (n, n_kv) = dot(K[cell], Q[t]) / sqrt(head_dim), -inf where
  * masked. q (n, n_head, head_dim); k (n_kv rows of n_head_kv*head_dim, kv_type), row stride
  * k_ld elements. scratch: head_dim floats. As llama.cpp: ggml_vec_dot_f32 (f32 cache) or Q
  * rounded to f16 and ggml_vec_dot_f16 (f16 cache). */
-void lm_op_attn_scores_head(const struct lm_attn_shape *a, int64_t h, const float *q,
-                            const void *k, int64_t k_ld, float *scratch, float *out);
+void lm_op_attn_scores_head(const struct lm_attn_shape *a, int64_t h, const float *q, const void *k,
+                            int64_t k_ld, float *scratch, float *out);
 /* Context of query head h: out[t][h*head_dim + d] = sum over cells of p[t][cell] * V[cell][d].
  * p (n, n_kv) for this head; vt is V transposed: (n_head_kv*head_dim rows, vt_ld cells,
  * kv_type) with zeros from n_kv up to a multiple of 64 cells (vt_ld >= that). out (n,
@@ -346,7 +345,8 @@ void lm_op_attn_scores_head(const struct lm_attn_shape *a, int64_t h, const floa
 void lm_op_attn_context_head(const struct lm_attn_shape *a, int64_t h, const float *p,
                              const void *vt, int64_t vt_ld, float *scratch, float *out);
 
-/* ---- model and inference ----------------------------------------------------------------------- */
+/* ---- model and inference -----------------------------------------------------------------------
+ */
 
 typedef struct lm_model lm_model;
 typedef struct lm_ctx lm_ctx;
@@ -356,8 +356,8 @@ struct trc_op;
 struct lm_hparams {
     int64_t n_vocab, n_ctx_train, n_embd, n_layer, n_head, n_head_kv, head_dim, n_rot, n_ff;
     float rms_eps, rope_theta, rope_freq_scale;
-    int rope_mode;   /* enum lm_rope_mode */
-    int weight_type; /* type of blk.0.attn_q.weight (the "model type") */
+    int rope_mode;    /* enum lm_rope_mode */
+    int weight_type;  /* type of blk.0.attn_q.weight (the "model type") */
     bool tied_output; /* no output.weight: logits use token_embd */
 };
 
@@ -432,8 +432,8 @@ int lm_model_weight_shape(const lm_model *m, const char *name, int64_t *rows, in
 
 /* Tokenizes a prompt as llama.cpp does (BOS per the vocabulary; parse_special), honouring the
  * bos fault. Writes up to cap ids, *n_out the count. */
-int lm_prompt_tokens(const lm_model *m, const struct lm_faults *f, const char *text,
-                     int32_t *ids, int64_t cap, int64_t *n_out);
+int lm_prompt_tokens(const lm_model *m, const struct lm_faults *f, const char *text, int32_t *ids,
+                     int64_t cap, int64_t *n_out);
 
 /* ---- sampling ------------------------------------------------------------------------------- */
 

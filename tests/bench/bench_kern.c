@@ -94,6 +94,7 @@ int main(int argc, char **argv)
         bench(types[i], 2048, 5632, 1);
         bench(types[i], 5632, 2048, 1);
         bench(types[i], 2048, 5632, 64);
+        bench(types[i], 5632, 2048, 64);
     }
     return 0;
 }

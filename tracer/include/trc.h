@@ -28,7 +28,7 @@ extern "C" {
     X(EIO, -1, "input/output error")                                                               \
     X(EFORMAT, -2, "not a valid trace")                                                            \
     X(ENOMEM, -3, "out of memory")                                                                 \
-    X(ENOTFOUND, -4, "not found")                                                              \
+    X(ENOTFOUND, -4, "not found")                                                                  \
     X(EINVAL, -5, "invalid argument")                                                              \
     X(EVERSION, -6, "unsupported trace schema version")                                            \
     X(ECORRUPT, -7, "corrupt tensor data")                                                         \
@@ -53,21 +53,16 @@ enum trc_dtype {
 };
 
 /* How much of an op is stored: nothing, stats only (min/max/mean/rms/nan/inf), or full data. */
-enum trc_level {
-    TRC_LEVEL_NONE = 0,
-    TRC_LEVEL_STATS = 1,
-    TRC_LEVEL_FULL = 2,
-    TRC_LEVEL_COUNT
-};
+enum trc_level { TRC_LEVEL_NONE = 0, TRC_LEVEL_STATS = 1, TRC_LEVEL_FULL = 2, TRC_LEVEL_COUNT };
 
 /* A tensor handed to the tracer. Shapes are row-major, numpy order: shape[0] is the outermost
  * dimension, shape[n_dims-1] the contiguous one (for activations, rows are positions). */
 struct trc_tensor {
-    const char *role;     /* "in0", "in1", "out", "pos", "cos", "sin", ... */
+    const char *role; /* "in0", "in1", "out", "pos", "cos", "sin", ... */
     enum trc_dtype dtype;
-    int n_dims;           /* 1..4 */
+    int n_dims; /* 1..4 */
     int64_t shape[4];
-    const void *data;     /* copied by trc_op_record before it returns */
+    const void *data; /* copied by trc_op_record before it returns */
     /* Partial tensors (imports of printed dumps): NULL when data holds the whole tensor; else
      * data holds n_known elements whose flat row-major indices are known[0..n_known-1]. */
     const int64_t *known;
@@ -94,7 +89,8 @@ struct trc_op {
     int n_weights;
 };
 
-/* ---- writer ------------------------------------------------------------------------------------ */
+/* ---- writer ------------------------------------------------------------------------------------
+ */
 
 typedef struct trc_writer trc_writer;
 
