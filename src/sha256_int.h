@@ -6,6 +6,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The 64 round constants (FIPS 180-4 section 4.2.2). */
+extern const uint32_t lm__sha256_k[64];
+
 /* lm_sha256_hex with the block function chosen by the caller (use_shani needs the CPU's SHA
  * extensions). */
 void lm__sha256_hex_impl(const void *data, size_t len, char out[65], int use_shani);

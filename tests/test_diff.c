@@ -19,26 +19,9 @@
 #include "testutil.h"
 #include "trc.h"
 
-static char dir[1024], model[1100], clean[1100];
+#define PROMPT "hello world, once upon a time"
 
-static void make_trace(const char *path, const char *fault, int64_t n_predict)
-{
-    struct vw_run_opts o;
-    char err[256];
-    vw_run_opts_init(&o);
-    o.model = model;
-    o.prompt = "hello world, once upon a time";
-    o.n_predict = n_predict;
-    o.sampler.temp = 0;
-    o.quiet = true;
-    o.force = true;
-    o.trace = path;
-    lm_faults_init(&o.faults);
-    if (fault) {
-        ck_assert_msg(lm_faults_parse(&o.faults, fault, err, sizeof err) == 0, "%s", err);
-    }
-    ck_assert_int_eq(vw_run(&o, NULL), 0);
-}
+static char dir[1024], model[1100], clean[1100];
 
 static void setup(void)
 {
@@ -48,7 +31,7 @@ static void setup(void)
     snprintf(model, sizeof model, "%s/tiny.gguf", dir);
     snprintf(clean, sizeof clean, "%s/clean.trace", dir);
     ck_assert_msg(lm_mkmodel_write(model, &mo, err, sizeof err) == 0, "%s", err);
-    make_trace(clean, NULL, 3);
+    lt_record_trace(model, PROMPT, 3, NULL, clean);
 }
 
 /* ---- metrics --------------------------------------------------------------------------------- */
@@ -193,47 +176,13 @@ END_TEST
 
 /* ---- faults ---------------------------------------------------------------------------------- */
 
-struct fault_case {
-    const char *fault, *first_op, *origin, *hint_key, *hint_text;
-};
-
-static const struct fault_case cases[] = {
-    {"rope=neox", "blk.0.rope_q", "local", "rope-pairing", "with rope=norm reproduces"},
-    {"rope-theta=500000", "blk.0.rope_q", "local", "rope-theta", "different cos/sin"},
-    {"pos-offset=3", "blk.0.rope_q", "local", "rope-positions",
-     "shifted: B rotates row p by "
-     "position p+3"},
-    {"bos=none", "tok_embd", "input tokens differ", "position-shift", "B[p] = A[p+1]"},
-    {"bos=double", "tok_embd", "input tokens differ", "position-shift", "B[p] = A[p-1]"},
-    {"rms-eps=1e-2", "blk.0.attn_norm", "local", "row-scale", "own factor"},
-    {"gqa=tile", "blk.0.kq", "local", "gqa", "with gqa=group reproduces"},
-    {"kv=f16", "blk.0.cache_k", "local", "f16-rounding", "rounded to f16"},
-    {"softmax=f16", "blk.0.kq_softmax", "local", "softmax-f16", "softmax=f32 reproduces"},
-    {"qk-permute", "blk.0.attn_q", "local", "qk-permute", "permutation within each head"},
-};
-
 START_TEST(test_diff_fault_first_op_and_hint)
 {
-    const struct fault_case *fc = &cases[_i];
-    struct vw_diff d;
-    struct vw_hint h[VW_HINT_MAX];
-    char err[512], path[1200];
-    const struct vw_cmp_tol tol = {VW_CMP_ATOL, VW_CMP_RTOL};
+    const struct lt_fault_case *fc = &lt_fault_cases[_i];
+    char path[1200];
     snprintf(path, sizeof path, "%s/fault%d.trace", dir, _i);
-    make_trace(path, fc->fault, 3);
-    ck_assert_msg(vw_diff_run(&d, clean, path, &tol, err, sizeof err) == 0, "%s", err);
-    ck_assert_msg(d.first_fail >= 0, "%s: no divergence", fc->fault);
-    ck_assert_str_eq(d.ref.ops[d.first_fail].name, fc->first_op);
-    ck_assert_int_eq(d.ref.ops[d.first_fail].step, 0);
-    ck_assert_str_eq(vw_origin_name(d.origin), fc->origin);
-    const int n = vw_hints_find(&d, h, VW_HINT_MAX);
-    bool found = false;
-    for (int i = 0; i < n; i++) {
-        found = found || (strcmp(h[i].key, fc->hint_key) == 0 && strstr(h[i].text, fc->hint_text));
-    }
-    ck_assert_msg(found, "%s: no hint [%s] '%s' among %d (first: %s)", fc->fault, fc->hint_key,
-                  fc->hint_text, n, n ? h[0].text : "-");
-    vw_diff_release(&d);
+    lt_record_trace(model, PROMPT, 3, fc->fault, path);
+    lt_check_fault_diff(clean, path, fc);
 }
 END_TEST
 
@@ -250,8 +199,7 @@ Suite *diff_suite(void)
     tcase_add_test(core, test_diff_metrics_known_mask);
     tcase_add_test(core, test_diff_self_is_identical);
     tcase_add_test(core, test_diff_batch_aligns_with_token_by_token);
-    tcase_add_loop_test(core, test_diff_fault_first_op_and_hint, 0,
-                        (int)(sizeof cases / sizeof cases[0]));
+    tcase_add_loop_test(core, test_diff_fault_first_op_and_hint, 0, lt_n_fault_cases);
     suite_add_tcase(s, core);
     TCase *errors = tcase_create("errors");
     tcase_add_unchecked_fixture(errors, setup, NULL);

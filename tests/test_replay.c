@@ -17,26 +17,9 @@
 #include "run_int.h"
 #include "testutil.h"
 
-static char dir[1024], model[1100], other[1100], clean[1100], neox[1100];
+#define PROMPT "hello world"
 
-static void make_trace(const char *path, const char *fault)
-{
-    struct vw_run_opts o;
-    char err[256];
-    vw_run_opts_init(&o);
-    o.model = model;
-    o.prompt = "hello world";
-    o.n_predict = 3;
-    o.sampler.temp = 0;
-    o.quiet = true;
-    o.force = true;
-    o.trace = path;
-    lm_faults_init(&o.faults);
-    if (fault) {
-        ck_assert_msg(lm_faults_parse(&o.faults, fault, err, sizeof err) == 0, "%s", err);
-    }
-    ck_assert_int_eq(vw_run(&o, NULL), 0);
-}
+static char dir[1024], model[1100], other[1100], clean[1100], neox[1100];
 
 static void setup(void)
 {
@@ -50,8 +33,8 @@ static void setup(void)
     snprintf(neox, sizeof neox, "%s/neox.trace", dir);
     ck_assert_msg(lm_mkmodel_write(model, &mo, err, sizeof err) == 0, "%s", err);
     ck_assert_msg(lm_mkmodel_write(other, &mo2, err, sizeof err) == 0, "%s", err);
-    make_trace(clean, NULL);
-    make_trace(neox, "rope=neox");
+    lt_record_trace(model, PROMPT, 3, NULL, clean);
+    lt_record_trace(model, PROMPT, 3, "rope=neox", neox);
 }
 
 /* Replays every op of a trace; all must reproduce bit for bit, none may be skipped. */
@@ -95,7 +78,7 @@ START_TEST(test_replay_faulty_trace_bit_for_bit)
 {
     char path[1200];
     snprintf(path, sizeof path, "%s/f%d.trace", dir, _i);
-    make_trace(path, faults[_i]);
+    lt_record_trace(model, PROMPT, 3, faults[_i], path);
     replay_all(path);
 }
 END_TEST

@@ -1,6 +1,14 @@
 /* Helpers shared by the Check suites; see testutil.h. Tests only: may abort on setup failures. */
 #include "testutil.h"
 
+#include <check.h>
+
+#include "align_int.h"
+#include "compare_int.h"
+#include "hints_int.h"
+#include "lm.h"
+#include "run_int.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -122,4 +130,59 @@ int lt_run(const char *cmd, char **out, char **err)
         return -1;
     }
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+void lt_record_trace(const char *model, const char *prompt, long n_predict, const char *fault,
+                     const char *path)
+{
+    struct vw_run_opts o;
+    char err[256];
+    vw_run_opts_init(&o);
+    o.model = model;
+    o.prompt = prompt;
+    o.n_predict = n_predict;
+    o.sampler.temp = 0;
+    o.quiet = true;
+    o.force = true;
+    o.trace = path;
+    if (fault) {
+        ck_assert_msg(lm_faults_parse(&o.faults, fault, err, sizeof err) == 0, "%s", err);
+    }
+    ck_assert_int_eq(vw_run(&o, NULL), 0);
+}
+
+const struct lt_fault_case lt_fault_cases[] = {
+    {"rope=neox", "blk.0.rope_q", "local", "rope-pairing", "with rope=norm reproduces"},
+    {"rope-theta=500000", "blk.0.rope_q", "local", "rope-theta", "different cos/sin"},
+    {"pos-offset=3", "blk.0.rope_q", "local", "rope-positions",
+     "shifted: B rotates row p by position p+3"},
+    {"bos=none", "tok_embd", "input tokens differ", "position-shift", "B[p] = A[p+1]"},
+    {"bos=double", "tok_embd", "input tokens differ", "position-shift", "B[p] = A[p-1]"},
+    {"rms-eps=1e-2", "blk.0.attn_norm", "local", "row-scale", "own factor"},
+    {"gqa=tile", "blk.0.kq", "local", "gqa", "with gqa=group reproduces"},
+    {"kv=f16", "blk.0.cache_k", "local", "f16-rounding", "rounded to f16"},
+    {"softmax=f16", "blk.0.kq_softmax", "local", "softmax-f16", "softmax=f32 reproduces"},
+    {"qk-permute", "blk.0.attn_q", "local", "qk-permute", "permutation within each head"},
+};
+const int lt_n_fault_cases = (int)(sizeof lt_fault_cases / sizeof lt_fault_cases[0]);
+
+void lt_check_fault_diff(const char *clean, const char *faulty, const struct lt_fault_case *fc)
+{
+    struct vw_diff d;
+    struct vw_hint h[VW_HINT_MAX];
+    char err[512];
+    const struct vw_cmp_tol tol = {VW_CMP_ATOL, VW_CMP_RTOL};
+    ck_assert_msg(vw_diff_run(&d, clean, faulty, &tol, err, sizeof err) == 0, "%s", err);
+    ck_assert_msg(d.first_fail >= 0, "%s: no divergence", fc->fault);
+    ck_assert_str_eq(d.ref.ops[d.first_fail].name, fc->first_op);
+    ck_assert_int_eq(d.ref.ops[d.first_fail].step, 0);
+    ck_assert_str_eq(vw_origin_name(d.origin), fc->origin);
+    const int n = vw_hints_find(&d, h, VW_HINT_MAX);
+    bool found = false;
+    for (int i = 0; i < n; i++) {
+        found = found || (strcmp(h[i].key, fc->hint_key) == 0 && strstr(h[i].text, fc->hint_text));
+    }
+    ck_assert_msg(found, "%s: no hint [%s] '%s' among %d (first: %s)", fc->fault, fc->hint_key,
+                  fc->hint_text, n, n ? h[0].text : "-");
+    vw_diff_release(&d);
 }

@@ -31,4 +31,23 @@ char *lt_read_file(const char *path, size_t *len);
 /* Writes len bytes to path. Returns 0 or -1. */
 int lt_write_file(const char *path, const void *data, size_t len);
 
+/*
+ * Records a greedy generation of n_predict tokens of prompt on model into the trace at path
+ * (overwritten), with one fault injected when fault is not NULL ("rope=neox"). Check-asserts
+ * success.
+ */
+void lt_record_trace(const char *model, const char *prompt, long n_predict, const char *fault,
+                     const char *path);
+
+/* One injected fault and what `lltrace diff correct faulty` must report about it. */
+struct lt_fault_case {
+    const char *fault, *first_op, *origin, *hint_key, *hint_text;
+};
+extern const struct lt_fault_case lt_fault_cases[];
+extern const int lt_n_fault_cases;
+
+/* Diffs clean against faulty and check-asserts the first divergence (op at step 0, origin) and
+ * that one hint has fc's key and text. */
+void lt_check_fault_diff(const char *clean, const char *faulty, const struct lt_fault_case *fc);
+
 #endif

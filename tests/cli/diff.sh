@@ -6,31 +6,8 @@
 # a file that is not a trace (exit 1, "lltrace: <file>: <reason>").
 set -u
 
-BIN=${LLTRACE_BIN:-lltrace}
-TMP=$(mktemp -d "${LLTRACE_TMP:-/tmp}/cli_diff.XXXXXX" 2>/dev/null || mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-fails=0
-
-fail() {
-    echo "FAIL: $*" >&2
-    fails=$((fails + 1))
-}
-
-# expect CODE STDERR-SUBSTRING COMMAND...: exit CODE and stderr containing the text
-expect() {
-    local code=$1 text=$2
-    shift 2
-    "$@" >"$TMP/out" 2>"$TMP/err"
-    local rc=$?
-    [ "$rc" -eq "$code" ] || fail "$*: exit $rc, want $code ($(head -c 400 "$TMP/err"))"
-    if [ -n "$text" ]; then
-        grep -qF -- "$text" "$TMP/err" || fail "$*: stderr [$(cat "$TMP/err")] lacks [$text]"
-    fi
-}
-
-has() {
-    grep -qF -- "$1" "$TMP/out" || fail "stdout lacks [$1]: $(head -c 600 "$TMP/out")"
-}
+. "$(dirname "$0")/lib.bash"
+lt_cli_init diff
 
 "$BIN" mkmodel -o "$TMP/m.gguf" >/dev/null || { echo "cannot make a model" >&2; exit 1; }
 run() {

@@ -6,26 +6,9 @@
 # llama-debug logits files. Two imports of the same dump have the same content.
 set -u
 
-BIN=${LLTRACE_BIN:-lltrace}
 SHARED=${LLTRACE_SHARED:-../shared}
-TMP=$(mktemp -d "${LLTRACE_TMP:-/tmp}/cli_import.XXXXXX" 2>/dev/null || mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-fails=0
-
-fail() {
-    echo "FAIL: $*" >&2
-    fails=$((fails + 1))
-}
-
-# expect CODE STDERR-SUBSTRING COMMAND...: exit CODE and stderr containing the text
-expect() {
-    local code=$1 text=$2
-    shift 2
-    "$@" >"$TMP/out" 2>"$TMP/err"
-    local rc=$?
-    [ "$rc" -eq "$code" ] || fail "$*: exit $rc, want $code ($(cat "$TMP/err"))"
-    grep -qF -- "$text" "$TMP/err" || fail "$*: stderr [$(cat "$TMP/err")] lacks [$text]"
-}
+. "$(dirname "$0")/lib.bash"
+lt_cli_init import
 
 "$BIN" import --help >"$TMP/help" 2>&1 || fail "import --help: exit $?"
 for form in "import llamacpp DUMP.txt" "--logits FILE.bin" "import npy DIR" "--unpermute-qk"; do

@@ -5,37 +5,8 @@
 # hyper-parameter that contradicts the tensor shapes, a missing tensor.
 set -u
 
-BIN=${LLTRACE_BIN:-lltrace}
-TMP=$(mktemp -d "${LLTRACE_TMP:-/tmp}/cli_info.XXXXXX" 2>/dev/null || mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-fails=0
-
-fail() {
-    echo "FAIL: $*" >&2
-    fails=$((fails + 1))
-}
-
-# expect CODE STDERR-SUBSTRING COMMAND...: exit CODE and stderr containing the text
-expect() {
-    local code=$1 text=$2
-    shift 2
-    "$@" >"$TMP/out" 2>"$TMP/err"
-    local rc=$?
-    [ "$rc" -eq "$code" ] || fail "$*: exit $rc, want $code ($(cat "$TMP/err"))"
-    if [ -n "$text" ]; then
-        grep -qF -- "$text" "$TMP/err" || fail "$*: stderr [$(cat "$TMP/err")] lacks [$text]"
-    fi
-}
-
-# has TEXT: the last command's stdout contains TEXT
-has() {
-    grep -qF -- "$1" "$TMP/out" || fail "stdout lacks [$1]: $(head -c 300 "$TMP/out")"
-}
-
-# hasre REGEX: the last command's stdout matches the extended regular expression
-hasre() {
-    grep -qE -- "$1" "$TMP/out" || fail "stdout does not match [$1]"
-}
+. "$(dirname "$0")/lib.bash"
+lt_cli_init info
 
 # patch FILE OFFSET BYTES...: overwrite bytes in place (printf escapes)
 patch() {

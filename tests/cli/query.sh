@@ -6,32 +6,8 @@
 # input gives "lltrace: <file>: <reason>" with exit 1, bad usage exit 2.
 set -u
 
-BIN=${LLTRACE_BIN:-lltrace}
-TMP=$(mktemp -d "${LLTRACE_TMP:-/tmp}/cli_query.XXXXXX" 2>/dev/null || mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-fails=0
-
-fail() {
-    echo "FAIL: $*" >&2
-    fails=$((fails + 1))
-}
-
-# expect CODE STDERR-SUBSTRING COMMAND...: exit CODE and stderr containing the text
-expect() {
-    local code=$1 text=$2
-    shift 2
-    "$@" >"$TMP/out" 2>"$TMP/err"
-    local rc=$?
-    [ "$rc" -eq "$code" ] || fail "$*: exit $rc, want $code ($(head -c 500 "$TMP/err"))"
-    if [ -n "$text" ]; then
-        grep -qF -- "$text" "$TMP/err" || fail "$*: stderr [$(cat "$TMP/err")] lacks [$text]"
-    fi
-}
-
-# has TEXT: the last command's stdout contains TEXT
-has() {
-    grep -qF -- "$1" "$TMP/out" || fail "stdout lacks [$1]: $(head -c 400 "$TMP/out")"
-}
+. "$(dirname "$0")/lib.bash"
+lt_cli_init query
 
 # sql1 TRACE QUERY: the single value a query returns (CSV, header dropped)
 sql1() {

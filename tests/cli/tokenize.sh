@@ -5,17 +5,10 @@
 # exists; skipped (77) when neither is available.
 set -u
 
-BIN=${LLTRACE_BIN:-lltrace}
 SHARED=${LLTRACE_SHARED:-../shared}
-TMP=$(mktemp -d "${LLTRACE_TMP:-/tmp}/cli_tokenize.XXXXXX" 2>/dev/null || mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-fails=0
+. "$(dirname "$0")/lib.bash"
+lt_cli_init tokenize
 ran=0
-
-fail() {
-    echo "FAIL: $*" >&2
-    fails=$((fails + 1))
-}
 
 # expect_out DESCRIPTION EXPECTED COMMAND...: exit 0 and exactly EXPECTED on stdout
 expect_out() {
