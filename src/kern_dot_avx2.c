@@ -23,8 +23,9 @@ AI __m256 ld8(const void *p, int f16, int64_t i)
     return _mm256_loadu_ps((const float *)p + i);
 }
 
-/* ggml_vec_dot_f32 / f16 (AVX-512 structure) of one weight row against one activation row. */
-AI float vec_dot(int f16, int64_t n, const void *x, const void *y)
+/* ggml_vec_dot_f32 / f16 (AVX-512 structure) of one weight row x (f16 or f32) against one
+ * activation row y (f16 when y16, else f32 holding the same values). */
+AI float vec_dot(int f16, int y16, int64_t n, const void *x, const void *y)
 {
     const int64_t np = n & ~(int64_t)63;
     __m256 s[8];
@@ -33,7 +34,7 @@ AI float vec_dot(int f16, int64_t n, const void *x, const void *y)
     }
     for (int64_t i = 0; i < np; i += 64) {
         for (int j = 0; j < 8; j++) {
-            s[j] = _mm256_fmadd_ps(ld8(x, f16, i + 8 * j), ld8(y, f16, i + 8 * j), s[j]);
+            s[j] = _mm256_fmadd_ps(ld8(x, f16, i + 8 * j), ld8(y, y16, i + 8 * j), s[j]);
         }
     }
     /* acc j is the pair (s[2j], s[2j+1]); s0 += s2, s1 += s3, s0 += s1, lane-wise. */
@@ -53,7 +54,8 @@ AI float vec_dot(int f16, int64_t n, const void *x, const void *y)
     }
     double sumd = (double)r;
     for (int64_t i = np; i < n; i++) {
-        const float prod = lm__f16f(((const uint16_t *)x)[i]) * lm__f16f(((const uint16_t *)y)[i]);
+        const float yv = y16 ? lm__f16f(((const uint16_t *)y)[i]) : ((const float *)y)[i];
+        const float prod = lm__f16f(((const uint16_t *)x)[i]) * yv;
         sumd += (double)prod;
     }
     return (float)sumd;
@@ -61,7 +63,7 @@ AI float vec_dot(int f16, int64_t n, const void *x, const void *y)
 
 float lm__vdot_avx2(int f16, int64_t n, const void *x, const void *y)
 {
-    return f16 ? vec_dot(1, n, x, y) : vec_dot(0, n, x, y);
+    return f16 ? vec_dot(1, 1, n, x, y) : vec_dot(0, 0, n, x, y);
 }
 
 float lm__tbdot_avx2(int f16, int64_t n, const void *x, const void *y)
@@ -74,13 +76,35 @@ float lm__tbdot_avx2(int f16, int64_t n, const void *x, const void *y)
     return lm__red16(lo, hi);
 }
 
+#define VEC_STAGE 16384 /* longest f16 activation row widened once to f32 (64 KiB of stack) */
+
+/* vec_dot per output; an f16 activation row is widened once (exactly) for all weight rows. */
 static void mm_vec_float(const struct lm_mm *p, int64_t r0, int64_t r1)
 {
     const int f16 = p->wtype == LM_TYPE_F16;
+    float stage[VEC_STAGE];
     for (int64_t c = 0; c < p->n; c++) {
         const uint8_t *a = p->act + (size_t)c * p->act_stride;
-        for (int64_t r = r0; r < r1; r++) {
-            p->out[c * p->ldo + r] = vec_dot(f16, p->k, p->w + (size_t)r * p->w_stride, a);
+        float *o = p->out + c * p->ldo;
+        if (!f16) {
+            for (int64_t r = r0; r < r1; r++) {
+                o[r] = vec_dot(0, 0, p->k, p->w + (size_t)r * p->w_stride, a);
+            }
+        } else if (p->k > VEC_STAGE) {
+            for (int64_t r = r0; r < r1; r++) {
+                o[r] = vec_dot(1, 1, p->k, p->w + (size_t)r * p->w_stride, a);
+            }
+        } else {
+            int64_t l = 0;
+            for (; l + 8 <= p->k; l += 8) {
+                _mm256_storeu_ps(stage + l, ld8(a, 1, l));
+            }
+            for (; l < p->k; l++) {
+                stage[l] = lm__f16f(((const uint16_t *)a)[l]);
+            }
+            for (int64_t r = r0; r < r1; r++) {
+                o[r] = vec_dot(1, 0, p->k, p->w + (size_t)r * p->w_stride, stage);
+            }
         }
     }
 }
@@ -135,8 +159,40 @@ AI void tb_tile23(int f16, int a16, int64_t k, const void *w0, const void *w1, c
     }
 }
 
+/* tinyBLAS 3 rows x 4 columns of f16 (weights and activations), one 8-lane half of the 16
+ * lanes per pass over k: 12 accumulators, 7 conversions per 12 FMAs. Same per-lane order. */
+AI void tb_tile34(int64_t k, const void *w0, int64_t ws, const void *const *b, float *out,
+                  int64_t ldo)
+{
+    __m256 half[2][3][4];
+    const uint8_t *w[3] = {w0, (const uint8_t *)w0 + ws, (const uint8_t *)w0 + 2 * ws};
+    for (int h = 0; h < 2; h++) {
+        __m256 acc[3][4];
+        for (int i = 0; i < 3; i++) {
+            for (int j = 0; j < 4; j++) {
+                acc[i][j] = _mm256_setzero_ps();
+            }
+        }
+        for (int64_t l = 8 * h; l < k; l += 16) {
+            const __m256 x0 = ld8(w[0], 1, l), x1 = ld8(w[1], 1, l), x2 = ld8(w[2], 1, l);
+            for (int j = 0; j < 4; j++) {
+                const __m256 y = ld8(b[j], 1, l);
+                acc[0][j] = _mm256_fmadd_ps(x0, y, acc[0][j]);
+                acc[1][j] = _mm256_fmadd_ps(x1, y, acc[1][j]);
+                acc[2][j] = _mm256_fmadd_ps(x2, y, acc[2][j]);
+            }
+        }
+        memcpy(half[h], acc, sizeof(acc));
+    }
+    for (int i = 0; i < 3; i++) {
+        for (int j = 0; j < 4; j++) {
+            out[j * ldo + i] = lm__red16(half[0][i][j], half[1][i][j]);
+        }
+    }
+}
+
 #define TB_NC 6  /* activation columns per tile */
-#define TB_RB 32 /* weight rows per block: they stay in L2 while all column panels pass */
+#define TB_RB 48 /* weight rows per block: they stay in L2 while all column panels pass */
 
 /* Rows [r0, r1) against the nc columns b (from column c0): 2 x 3 tiles, then single rows. */
 AI void tb_rows(const struct lm_mm *p, int f16, const void *const *b, int nc, int64_t c0,
@@ -144,6 +200,12 @@ AI void tb_rows(const struct lm_mm *p, int f16, const void *const *b, int nc, in
 {
     float *o = p->out + c0 * p->ldo;
     int64_t r = r0;
+    if (f16 && nc == 4) {
+        for (; r + 3 <= r1; r += 3) {
+            const uint8_t *w = p->w + (size_t)r * p->w_stride;
+            tb_tile34(p->k, w, (int64_t)p->w_stride, b, o + r, p->ldo);
+        }
+    }
     if (nc == TB_NC) {
         for (; r + 2 <= r1; r += 2) {
             const uint8_t *w = p->w + (size_t)r * p->w_stride;
@@ -165,11 +227,11 @@ AI void tb_rows(const struct lm_mm *p, int f16, const void *const *b, int nc, in
  * are widened (exactly) at each use: reading half the bytes beats staging them as f32. */
 static void mm_tb_float(const struct lm_mm *p, int64_t r0, int64_t r1)
 {
-    const int f16 = p->wtype == LM_TYPE_F16;
+    const int f16 = p->wtype == LM_TYPE_F16, pw = f16 ? 4 : TB_NC;
     for (int64_t rb = r0; rb < r1; rb += TB_RB) {
         const int64_t re = r1 - rb < TB_RB ? r1 : rb + TB_RB;
-        for (int64_t c0 = 0; c0 < p->n; c0 += TB_NC) {
-            const int nc = p->n - c0 < TB_NC ? (int)(p->n - c0) : TB_NC;
+        for (int64_t c0 = 0; c0 < p->n; c0 += pw) {
+            const int nc = p->n - c0 < pw ? (int)(p->n - c0) : pw;
             const void *b[TB_NC];
             for (int j = 0; j < nc; j++) {
                 b[j] = p->act + (size_t)(c0 + j) * p->act_stride;

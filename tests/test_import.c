@@ -533,7 +533,7 @@ static void write_npy(const char *dir, const char *name, int64_t seq, int64_t di
     for (int64_t k = 0; k < seq * dim; k++) {
         v[k] = base + (float)k;
     }
-    snprintf(path, sizeof path, "%s/%s.npy", dir, name);
+    ck_assert_int_lt(snprintf(path, sizeof path, "%s/%s.npy", dir, name), (int)sizeof path);
     ck_assert_msg(vw_npy_write_f32(path, v, 3, shape, err, sizeof err) == 0, "%s", err);
     free(v);
 }
