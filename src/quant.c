@@ -818,6 +818,125 @@ static void q_q6_k(const float *x, struct lm_blk_q6_k *y)
     q_q6_k_pack(L, y);
 }
 
+/* ggml make_q3_quants with do_rmse (weights x^2): signed levels -nmax..nmax-1 refined by
+ * coordinate descent, stored + nmax in L; returns the least-squares scale. */
+static float make_q3_quants(int n, int nmax, const float *x, int8_t *L)
+{
+    float max = 0, amax = 0;
+    for (int i = 0; i < n; i++) {
+        if (fabsf(x[i]) > amax) {
+            amax = fabsf(x[i]);
+            max = x[i];
+        }
+    }
+    if (amax < GROUP_MAX_EPS) {
+        memset(L, 0, (size_t)n);
+        return 0.f;
+    }
+    const float iscale = (float)-nmax / max;
+    float sumlx = 0, suml2 = 0;
+    for (int i = 0; i < n; i++) {
+        const int l = imax(-nmax, imin(nmax - 1, nearest_int(iscale * x[i])));
+        L[i] = (int8_t)l;
+        const float w = x[i] * x[i];
+        sumlx += w * x[i] * (float)l;
+        suml2 += w * (float)l * (float)l;
+    }
+    for (int itry = 0; itry < 5; itry++) {
+        int n_changed = 0;
+        for (int i = 0; i < n; i++) {
+            const float w = x[i] * x[i];
+            float slx = sumlx - w * x[i] * (float)L[i];
+            if (!(slx > 0)) {
+                continue;
+            }
+            float sl2 = suml2 - w * (float)L[i] * (float)L[i];
+            const int nl = imax(-nmax, imin(nmax - 1, nearest_int(x[i] * sl2 / slx)));
+            if (nl == L[i]) {
+                continue;
+            }
+            slx += w * x[i] * (float)nl;
+            sl2 += w * (float)nl * (float)nl;
+            if (sl2 > 0 && slx * slx * suml2 > sumlx * sumlx * sl2) {
+                L[i] = (int8_t)nl;
+                sumlx = slx;
+                suml2 = sl2;
+                n_changed++;
+            }
+        }
+        if (n_changed == 0) {
+            break;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        L[i] = (int8_t)(L[i] + nmax);
+    }
+    return suml2 > 0.0f ? sumlx / suml2 : 0.0f;
+}
+
+/* Q3_K scales: the 16 per-16 scales quantized to 6 bits against the largest |scale|, packed
+ * into the 12-byte array (low nibbles in 0..7, high 2 bits in 8..11); returns d. */
+static uint16_t q3k_pack_scales(const float *scales, uint8_t *s12)
+{
+    float max_scale = 0, amax = 0;
+    for (int j = 0; j < 16; j++) {
+        if (fabsf(scales[j]) > amax) {
+            amax = fabsf(scales[j]);
+            max_scale = scales[j];
+        }
+    }
+    memset(s12, 0, 12);
+    if (max_scale == 0.0f) {
+        return lm_f32_to_f16(0.f);
+    }
+    const float iscale = -32.f / max_scale;
+    for (int j = 0; j < 16; j++) {
+        int8_t l = (int8_t)nearest_int(iscale * scales[j]);
+        l = (int8_t)(imax(-32, imin(31, l)) + 32);
+        if (j < 8) {
+            s12[j] = (uint8_t)(l & 0xF);
+        } else {
+            s12[j - 8] |= (uint8_t)((l & 0xF) << 4);
+        }
+        s12[j % 4 + 8] |= (uint8_t)((l >> 4) << (2 * (j / 4)));
+    }
+    return lm_f32_to_f16(1 / iscale);
+}
+
+/* ggml quantize_row_q3_K_ref for one super-block. */
+static void q_q3_k(const float *x, struct lm_blk_q3_k *y)
+{
+    int8_t L[256], sc[16];
+    float scales[16];
+    for (int j = 0; j < 16; j++) {
+        scales[j] = make_q3_quants(16, 4, x + 16 * j, L + 16 * j);
+    }
+    y->d = q3k_pack_scales(scales, y->scales);
+    lm__q3k_scales(y->scales, sc);
+    for (int j = 0; j < 16; j++) {
+        const float d = lm_f16_to_f32(y->d) * (float)sc[j];
+        if (d == 0.0f) {
+            continue;
+        }
+        for (int i = 0; i < 16; i++) {
+            L[16 * j + i] = (int8_t)(imax(-4, imin(3, nearest_int(x[16 * j + i] / d))) + 4);
+        }
+    }
+    memset(y->hmask, 0, 32);
+    for (int j = 0; j < 256; j++) {
+        if (L[j] > 3) {
+            y->hmask[j % 32] |= (uint8_t)(1u << (j / 32));
+            L[j] = (int8_t)(L[j] - 4);
+        }
+    }
+    for (int j = 0; j < 256; j += 128) {
+        for (int l = 0; l < 32; l++) {
+            y->qs[j / 4 + l] = (uint8_t)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) |
+                                         (L[j + l + 96] << 6));
+        }
+    }
+}
+
 /* Quantizes one block of a weight type into bytes b (blocks may be unaligned in the caller). */
 static void q_block(int type, const float *x, uint8_t *b)
 {
@@ -828,6 +947,7 @@ static void q_block(int type, const float *x, uint8_t *b)
         struct lm_blk_q5_1 q5_1;
         struct lm_blk_q8_0 q8_0;
         struct lm_blk_q2_k q2_k;
+        struct lm_blk_q3_k q3_k;
         struct lm_blk_q4_k q4_k;
         struct lm_blk_q5_k q5_k;
         struct lm_blk_q6_k q6_k;
@@ -851,6 +971,9 @@ static void q_block(int type, const float *x, uint8_t *b)
         break;
     case LM_TYPE_Q2_K:
         q_q2_k(x, &u.q2_k);
+        break;
+    case LM_TYPE_Q3_K:
+        q_q3_k(x, &u.q3_k);
         break;
     case LM_TYPE_Q4_K:
         q_q4_k(x, &u.q4_k);
@@ -877,6 +1000,7 @@ static bool quant_supported(int type)
     case LM_TYPE_Q5_1:
     case LM_TYPE_Q8_0:
     case LM_TYPE_Q2_K:
+    case LM_TYPE_Q3_K:
     case LM_TYPE_Q4_K:
     case LM_TYPE_Q5_K:
     case LM_TYPE_Q6_K:

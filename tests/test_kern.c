@@ -68,12 +68,11 @@ static void raw_kquant_rows(int t, uint8_t *w, int64_t m, int64_t k)
 
 static int g_raw_weights; /* 1: K-quant weights from raw_kquant_rows */
 
-/* A weight matrix (m, k) of type t: quantized from random floats, or random bytes with small
- * f16 scales for Q3_K (which lm_quantize_row does not write) and when g_raw_weights is set.
- * Caller frees. */
+/* A weight matrix (m, k) of type t: quantized from random floats, or (K-quants, when
+ * g_raw_weights is set) random bytes with small f16 scales. Caller frees. */
 static uint8_t *make_weights(int t, int64_t m, int64_t k)
 {
-    if (lm_type_block_size(t) == 256 && (t == LM_TYPE_Q3_K || g_raw_weights)) {
+    if (lm_type_block_size(t) == 256 && g_raw_weights) {
         uint8_t *w = malloc((size_t)(lm_type_row_bytes(t, k) * m));
         raw_kquant_rows(t, w, m, k);
         return w;

@@ -266,7 +266,8 @@ START_TEST(test_quant_errors)
     ck_assert_int_eq(lm_dequant_row(LM_TYPE_Q8_1, b, f, 32), LM_EINVAL);
     ck_assert_int_eq(lm_dequant_row(LM_TYPE_Q8_0, NULL, f, 32), LM_EINVAL);
     ck_assert_int_eq(lm_dequant_row(LM_TYPE_Q8_0, b, f, 0), 0);
-    ck_assert_int_eq(lm_quantize_row(LM_TYPE_Q3_K, f, b, 256), LM_EUNSUPPORTED);
+    ck_assert_int_eq(lm_quantize_row(LM_TYPE_Q3_K, f, b, 256), 0);
+    ck_assert_int_eq(lm_quantize_row(LM_TYPE_Q3_K, f, b, 128), LM_EINVAL);
     ck_assert_int_eq(lm_quantize_row(LM_TYPE_Q8_K, f, b, 256), LM_EUNSUPPORTED);
     ck_assert_int_eq(lm_quantize_row(LM_TYPE_Q4_K, f, b, 255), LM_EINVAL);
     ck_assert_int_eq(lm_quantize_row(77, f, b, 32), LM_EINVAL);
@@ -308,6 +309,7 @@ START_TEST(test_quant_roundtrip_bounds)
         {LM_TYPE_F32, 0.0},   {LM_TYPE_F16, 1e-7},  {LM_TYPE_BF16, 1e-5}, {LM_TYPE_Q8_0, 1e-4},
         {LM_TYPE_Q5_0, 2e-3}, {LM_TYPE_Q5_1, 2e-3}, {LM_TYPE_Q4_0, 1e-2}, {LM_TYPE_Q4_1, 1e-2},
         {LM_TYPE_Q6_K, 5e-4}, {LM_TYPE_Q5_K, 2e-3}, {LM_TYPE_Q4_K, 8e-3}, {LM_TYPE_Q2_K, 0.15},
+        {LM_TYPE_Q3_K, 0.05},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const double e = roundtrip_nmse(cases[i].t, 4096);
@@ -337,9 +339,9 @@ END_TEST
 /* Zero input quantizes to zero output for every type, and all-equal blocks stay exact in Q8_0. */
 START_TEST(test_quant_zero_and_constant)
 {
-    static const int types[] = {LM_TYPE_Q4_0, LM_TYPE_Q4_1, LM_TYPE_Q5_0,
-                                LM_TYPE_Q5_1, LM_TYPE_Q8_0, LM_TYPE_Q2_K,
-                                LM_TYPE_Q4_K, LM_TYPE_Q5_K, LM_TYPE_Q6_K};
+    static const int types[] = {LM_TYPE_Q4_0, LM_TYPE_Q4_1, LM_TYPE_Q5_0, LM_TYPE_Q5_1,
+                                LM_TYPE_Q8_0, LM_TYPE_Q2_K, LM_TYPE_Q3_K, LM_TYPE_Q4_K,
+                                LM_TYPE_Q5_K, LM_TYPE_Q6_K};
     float x[256] = {0}, y[256];
     uint8_t q[512];
     for (size_t t = 0; t < sizeof(types) / sizeof(types[0]); t++) {

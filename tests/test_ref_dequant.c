@@ -3,7 +3,8 @@
  * of ../shared/models/dequant/dq256-<TYPE>.gguf is read with lm_gguf_open, dequantized row by row
  * with lm_dequant_row, and the SHA-256 of its f32 bytes must equal llama.cpp's in index.tsv; the
  * two tensors stored in full as .npy (read with viewer/npy.h) must match element for element
- * (bit patterns). Prints "dequant <TYPE>: passed/total" per type on stderr.
+ * (bit patterns). Prints "dequant <TYPE>: passed/total" per type on stderr. Also: lm_quantize_row
+ * requantizes the f32 model's tensors to the bytes llama-quantize wrote.
  */
 #include <check.h>
 #include <stdio.h>
@@ -123,6 +124,60 @@ START_TEST(test_ref_dequant_matches_llamacpp)
 }
 END_TEST
 
+/* Quantizes tensor f (f32, same shape as q) row by row with lm_quantize_row; returns the number
+ * of rows whose bytes equal q's. */
+static int64_t quantize_rows_equal(const struct lm_gguf_tensor *f, const struct lm_gguf_tensor *q)
+{
+    const int64_t ne0 = q->ne[0], rows = q->ne[1] * q->ne[2] * q->ne[3];
+    const int64_t rb = lm_type_row_bytes(q->type, ne0);
+    uint8_t *buf = malloc((size_t)rb);
+    int64_t same = 0;
+    for (int64_t r = 0; r < rows; r++) {
+        const float *src = (const float *)f->data + r * ne0;
+        ck_assert_int_eq(lm_quantize_row(q->type, src, buf, ne0), 0);
+        same += memcmp(buf, (const uint8_t *)q->data + r * rb, (size_t)rb) == 0;
+    }
+    free(buf);
+    return same;
+}
+
+/* lm_quantize_row reproduces llama-quantize (no imatrix: the quantize_row_*_ref functions) byte
+ * for byte: every tensor of a quantized dq256 model whose type we quantize, requantized from
+ * the same tensor of dq256-f32.gguf. Prints "quantize <SET>: rows equal/total" per set. */
+START_TEST(test_ref_quantize_matches_llamacpp)
+{
+    static const char *const sets[] = {"Q8_0", "Q4_0",   "Q4_1",   "Q5_0",   "Q5_1",
+                                       "Q2_K", "Q3_K_S", "Q4_K_S", "Q5_K_S", "Q6_K"};
+    const char *set = sets[_i];
+    char rel[256], path[1024], err[LM_ERRBUF_SIZE];
+    lm_gguf *gf = NULL, *gq = NULL;
+    ck_assert_msg(lm_gguf_open(lt_shared_path(path, sizeof(path), "models/dequant/dq256-f32.gguf"),
+                               &gf, err, sizeof(err)) == 0,
+                  "%s", err);
+    snprintf(rel, sizeof(rel), "models/dequant/dq256-%s.gguf", set);
+    ck_assert_msg(lm_gguf_open(lt_shared_path(path, sizeof(path), rel), &gq, err, sizeof(err)) == 0,
+                  "%s", err);
+    int64_t same = 0, total = 0, checked = 0;
+    for (int64_t i = 0; i < lm_gguf_n_tensors(gq); i++) {
+        const struct lm_gguf_tensor *q = lm_gguf_tensor(gq, i);
+        const struct lm_gguf_tensor *f = lm_gguf_find_tensor(gf, q->name);
+        if (lm_type_block_size(q->type) < 32 || !f || f->type != LM_TYPE_F32 ||
+            f->ne[0] != q->ne[0] || f->ne[1] != q->ne[1]) {
+            continue;
+        }
+        checked++;
+        total += q->ne[1] * q->ne[2] * q->ne[3];
+        same += quantize_rows_equal(f, q);
+    }
+    fprintf(stderr, "quantize %s: %lld/%lld rows equal in %lld tensors\n", set, (long long)same,
+            (long long)total, (long long)checked);
+    lm_gguf_close(gq);
+    lm_gguf_close(gf);
+    ck_assert_int_gt(checked, 0);
+    ck_assert_int_eq(same, total);
+}
+END_TEST
+
 Suite *ref_dequant_suite(void);
 Suite *ref_dequant_suite(void)
 {
@@ -130,6 +185,7 @@ Suite *ref_dequant_suite(void)
     TCase *core = tcase_create("core");
     tcase_set_timeout(core, 120);
     tcase_add_loop_test(core, test_ref_dequant_matches_llamacpp, 0, (int)N_SETS);
+    tcase_add_loop_test(core, test_ref_quantize_matches_llamacpp, 0, 10);
     suite_add_tcase(s, core);
     return s;
 }
