@@ -5,6 +5,7 @@
  * f16 KV cache moves the logits a little, and only a little; bad input is refused. Plus the
  * kernels of kern_ops.c against closed forms, faults parsing and sampling.
  */
+#define _GNU_SOURCE /* memmem */
 #include <check.h>
 #include <math.h>
 #include <stdio.h>
@@ -135,6 +136,29 @@ START_TEST(test_model_errors_context_and_tokens)
     lm_model_close(m);
     ck_assert_int_lt(lm_model_open("/nonexistent/model.gguf", &m, err, sizeof err), 0);
     ck_assert_ptr_nonnull(strstr(err, "/nonexistent/model.gguf"));
+}
+END_TEST
+
+/* A model whose architecture is not llama is refused by name, not half-loaded. */
+START_TEST(test_model_errors_unknown_architecture)
+{
+    char err[256], path[1200];
+    size_t len;
+    lm_model *m;
+    make_model();
+    char *buf = lt_read_file(model_path, &len);
+    ck_assert_ptr_nonnull(buf);
+    const char *key = "general.architecture";
+    char *at = memmem(buf, len, key, strlen(key));
+    ck_assert_ptr_nonnull(at);
+    at += strlen(key) + 4 + 8; /* value type (u32), string length (u64) */
+    ck_assert_int_eq(memcmp(at, "llama", 5), 0);
+    memcpy(at, "gpt2x", 5);
+    snprintf(path, sizeof path, "%s.gpt2x.gguf", model_path);
+    ck_assert_int_eq(lt_write_file(path, buf, len), 0);
+    free(buf);
+    ck_assert_int_lt(lm_model_open(path, &m, err, sizeof err), 0);
+    ck_assert_msg(strstr(err, "gpt2x") && strstr(err, path), "%s", err);
 }
 END_TEST
 
@@ -296,6 +320,7 @@ Suite *model_suite(void)
     tcase_add_test(core, test_model_ops_simd_equals_scalar);
     tcase_add_test(core, test_model_sampler);
     tcase_add_test(errors, test_model_errors_context_and_tokens);
+    tcase_add_test(errors, test_model_errors_unknown_architecture);
     suite_add_tcase(s, core);
     suite_add_tcase(s, errors);
     return s;

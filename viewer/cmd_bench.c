@@ -183,16 +183,24 @@ static int run_series(struct bench *b, const char *level, struct series *s, doub
             struct trc_writer_opts wo = {0};
             wo.overwrite = true;
             snprintf(path, sizeof path, "%s/lltrace-bench-%d.trace", b->tmpdir, (int)getpid());
-            if (trc_writer_open(path, &wo, &w, err, sizeof err) < 0 ||
-                trc_writer_add_rule(w, level) < 0) {
-                trc_writer_close(w);
+            int64_t run_id;
+            if (trc_writer_open(path, &wo, &w, err, sizeof err) < 0) {
                 return vw_error("%s", err);
+            }
+            if (trc_writer_add_rule(w, level) < 0 || trc_run_begin(w, "lltrace", &run_id) < 0 ||
+                trc_run_set_str(w, "model_path", b->model_path) < 0) {
+                vw_error("%s: %s", path, trc_writer_errmsg(w));
+                trc_writer_close(w);
+                return 1;
             }
             b->raw_bytes = 0;
         }
         int rc = bench_once(b, w, &tp, &tt);
         if (w) {
             double t0 = now_s();
+            if (rc == 0 && trc_run_end(w, "complete") < 0) {
+                rc = vw_error("%s: %s", path, trc_writer_errmsg(w));
+            }
             trc_writer_close(w); /* the flush belongs to the cost of tracing */
             tt += now_s() - t0;
             struct stat st;
