@@ -157,7 +157,7 @@ void lm_op_softmax(const float *w, int64_t n, bool f16_accum, float *out)
             out[i] = lm_f16_to_f32(lm_f32_to_f16(lm_expf_ggml(w[i] - max)));
             s = lm_f16_to_f32(lm_f32_to_f16(s + out[i]));
         }
-        sum = s;
+        sum = (double)s;
     } else {
         for (int64_t i = 0; i < n; i++) {
             out[i] = w[i] - max;

@@ -399,8 +399,8 @@ static void load_next_token(trc_reader *r, struct vw_xrun *x)
     sqlite3 *db = trc_reader_sql_handle(r);
     sqlite3_stmt *st = NULL;
     x->next_id = -1;
-    x->next_prob = NAN;
-    x->next_logit = NAN;
+    x->next_prob = (double)NAN;
+    x->next_logit = (double)NAN;
     if (sqlite3_prepare_v2(db,
                            "SELECT token_id, prob, logit FROM tokens WHERE run_id = ?1 AND "
                            "idx = ?2",
@@ -703,7 +703,7 @@ static int attr_alloc(const struct vw_xrun *x, int32_t tok, int32_t tok2, struct
     a->tok = tok;
     a->tok2 = tok2;
     a->at_final = x->last_pos;
-    a->scale = a->target = a->sum = a->residual = NAN;
+    a->scale = a->target = a->sum = a->residual = (double)NAN;
     a->n_comp = 1 + 2 * x->n_layer;
     a->comp = malloc((size_t)a->n_comp * sizeof(double));
     a->head = malloc((size_t)(x->n_layer * x->n_head) * sizeof(double));
@@ -711,10 +711,10 @@ static int attr_alloc(const struct vw_xrun *x, int32_t tok, int32_t tok2, struct
         return -1;
     }
     for (int64_t i = 0; i < a->n_comp; i++) {
-        a->comp[i] = NAN;
+        a->comp[i] = (double)NAN;
     }
     for (int64_t i = 0; i < x->n_layer * x->n_head; i++) {
-        a->head[i] = NAN;
+        a->head[i] = (double)NAN;
     }
     return 0;
 }

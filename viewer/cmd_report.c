@@ -10,6 +10,7 @@
  * (attrib_int.h). report_html.c renders it. Numbers come from the traces only; nothing is
  * re-run.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <sqlite3.h>
@@ -62,7 +63,8 @@ struct rep_args {
     bool force;
 };
 
-/* ---- arguments -------------------------------------------------------------------------------- */
+/* ---- arguments --------------------------------------------------------------------------------
+ */
 
 /* Returns 0, 2 (usage error) or -1 (--help printed). */
 static int parse_args(int argc, char **argv, struct rep_args *a)
@@ -104,7 +106,8 @@ static int parse_args(int argc, char **argv, struct rep_args *a)
     return 0;
 }
 
-/* ---- settings --------------------------------------------------------------------------------- */
+/* ---- settings ---------------------------------------------------------------------------------
+ */
 
 /* An import knows few settings: unknown on either side is no difference. */
 static bool known(const char *s)
@@ -122,9 +125,10 @@ static void set_add(struct vw_report *r, const char *key, const char *a, const c
     snprintf(s->key, sizeof s->key, "%s", key);
     snprintf(s->a, sizeof s->a, "%s", a);
     snprintf(s->b, sizeof s->b, "%s", b);
-    s->differs = r->n_runs == 2 && strcmp(a, b) != 0 &&
-                 ((known(a) && known(b)) || (none_known && !strcmp(r->run[0].t->run.source, "lltrace") &&
-                                             !strcmp(r->run[1].t->run.source, "lltrace")));
+    s->differs =
+        r->n_runs == 2 && strcmp(a, b) != 0 &&
+        ((known(a) && known(b)) || (none_known && !strcmp(r->run[0].t->run.source, "lltrace") &&
+                                    !strcmp(r->run[1].t->run.source, "lltrace")));
 }
 
 static const char *s_or_none(const char *s)
@@ -196,7 +200,8 @@ static int64_t tokens_differ(const struct vw_trace *a, const struct vw_trace *b)
     return a->n_tok == b->n_tok ? -1 : n;
 }
 
-/* ---- per-run facts ---------------------------------------------------------------------------- */
+/* ---- per-run facts ----------------------------------------------------------------------------
+ */
 
 static int sql_fail(const struct vw_trace *t, char *err, size_t errlen)
 {
@@ -363,19 +368,53 @@ static int collect_kinds(struct vw_rep_run *run, char *err, size_t errlen)
     return 0;
 }
 
-/* The op tensors holding a NaN or an Inf (the first VW_REP_MAX_NONFINITE, and how many). */
+/* True when a tensor's infinities are exactly the causal mask of attention scores: shape
+ * (n_head, n_pos, n_kv), no NaN, and one -inf per cell past each row's position. The stats
+ * count infinities without their sign, so the count is what is checked. */
+static bool only_mask(const char *kind, const char *shape, int64_t pos0, int64_t n_pos,
+                      int64_t n_nan, int64_t n_inf)
+{
+    long long d[3];
+    char *end;
+    const char *p = shape && shape[0] == '[' ? shape + 1 : NULL;
+    for (int i = 0; p && i < 3; i++) {
+        d[i] = strtoll(p, &end, 10);
+        p = end != p && *end == (i < 2 ? ',' : ']') ? end + 1 : NULL;
+    }
+    if (!p || !kind || (strcmp(kind, "attn_scores") && strcmp(kind, "softmax")) || n_nan ||
+        d[1] != n_pos) {
+        return false;
+    }
+    int64_t masked = 0;
+    for (int64_t row = 0; row < n_pos; row++) {
+        const int64_t past = d[2] - (pos0 + row + 1);
+        masked += past > 0 ? past : 0;
+    }
+    return n_inf == masked * d[0];
+}
+
+/* The op tensors holding a NaN or an Inf (the first VW_REP_MAX_NONFINITE, and how many),
+ * apart from the expected -inf of the attention mask (counted in n_mask). */
 static int collect_nonfinite(struct vw_rep_run *run, char *err, size_t errlen)
 {
     const struct vw_trace *t = run->t;
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(trc_reader_sql_handle(t->r),
-                           "SELECT step, name, role, n_nan, n_inf FROM v_nonfinite WHERE run_id = "
-                           "?1",
+                           "SELECT v.step, v.name, v.role, v.n_nan, v.n_inf, o.kind, v.shape, "
+                           "o.pos0, o.n_pos FROM v_nonfinite v JOIN ops o ON o.id = v.op_id "
+                           "WHERE v.run_id = ?1",
                            -1, &st, NULL) != SQLITE_OK) {
         return sql_fail(t, err, errlen);
     }
     sqlite3_bind_int64(st, 1, t->run.id);
     while (sqlite3_step(st) == SQLITE_ROW) {
+        const int64_t n_nan = sqlite3_column_int64(st, 3), n_inf = sqlite3_column_int64(st, 4);
+        if (only_mask((const char *)sqlite3_column_text(st, 5),
+                      (const char *)sqlite3_column_text(st, 6), sqlite3_column_int64(st, 7),
+                      sqlite3_column_int64(st, 8), n_nan, n_inf)) {
+            run->n_mask++;
+            continue;
+        }
         if (run->n_nf < VW_REP_MAX_NONFINITE) {
             struct vw_rep_nonfinite *f = &run->nf[run->n_nf++];
             const char *name = (const char *)sqlite3_column_text(st, 1);
@@ -383,8 +422,8 @@ static int collect_nonfinite(struct vw_rep_run *run, char *err, size_t errlen)
             f->step = sqlite3_column_int64(st, 0);
             snprintf(f->name, sizeof f->name, "%s", name ? name : "?");
             snprintf(f->role, sizeof f->role, "%s", role ? role : "?");
-            f->n_nan = sqlite3_column_int64(st, 3);
-            f->n_inf = sqlite3_column_int64(st, 4);
+            f->n_nan = n_nan;
+            f->n_inf = n_inf;
         }
         run->n_nf_total++;
     }
@@ -401,7 +440,8 @@ static int collect_run(struct vw_rep_run *run, char *err, size_t errlen)
     return rc < 0 ? rc : collect_nonfinite(run, err, errlen);
 }
 
-/* ---- explain ---------------------------------------------------------------------------------- */
+/* ---- explain ----------------------------------------------------------------------------------
+ */
 
 #define SPACE_MARK "\xe2\x96\x81" /* U+2581, SentencePiece's space */
 
@@ -476,8 +516,9 @@ static int explain_compute(struct vw_report *r, char *err, size_t errlen)
     struct vw_rep_explain *e = &r->ex;
     const struct lm_hparams *hp = lm_model_hparams(e->m);
     for (int i = 0; i < r->n_runs; i++) {
-        const int64_t pos = i == 0 ? -1 : e->x[0].pos;
-        if (vw_xrun_load(r->run[i].t->r, hp, e->step, pos, &e->x[i], err, errlen) < 0) {
+        /* each run at the step's last position: the one that produced its sampled token (the
+         * runs' positions differ when their prompts do, e.g. a double BOS) */
+        if (vw_xrun_load(r->run[i].t->r, hp, e->step, -1, &e->x[i], err, errlen) < 0) {
             return -1;
         }
         e->sampled[i] = e->x[i].next_id;
@@ -521,10 +562,10 @@ static int collect_explain(struct vw_report *r, char *err, size_t errlen)
     return 0;
 }
 
-/* ---- collecting ------------------------------------------------------------------------------- */
+/* ---- collecting -------------------------------------------------------------------------------
+ */
 
-int vw_report_collect(struct vw_report *r, const struct vw_report_opts *o, char *err,
-                      size_t errlen)
+int vw_report_collect(struct vw_report *r, const struct vw_report_opts *o, char *err, size_t errlen)
 {
     const struct vw_cmp_tol tol = {VW_CMP_ATOL, VW_CMP_RTOL};
     memset(r, 0, sizeof *r);
@@ -575,7 +616,8 @@ void vw_report_release(struct vw_report *r)
     memset(r, 0, sizeof *r);
 }
 
-/* ---- the command ------------------------------------------------------------------------------ */
+/* ---- the command ------------------------------------------------------------------------------
+ */
 
 /* The command line as one string, for the report's footer. */
 static void join_argv(int argc, char **argv, char *buf, size_t cap)
@@ -602,8 +644,9 @@ static int write_report(const struct rep_args *a, const struct vw_report *r)
         rc = fclose(f) != 0 ? -1 : rc;
     }
     if (rc < 0) {
-        if (!std) {
-            remove(a->out);
+        struct stat sb;
+        if (!std && lstat(a->out, &sb) == 0 && S_ISREG(sb.st_mode)) {
+            remove(a->out); /* a partial report; never a device such as /dev/full */
         }
         return vw_error("%s: write error", a->out);
     }
@@ -630,6 +673,9 @@ int cmd_report(int argc, char **argv)
     if (vw_report_collect(&r, &a.o, err, sizeof err) < 0) {
         vw_report_release(&r);
         return vw_error("%s", err);
+    }
+    if (!r.ex.available) {
+        vw_warn("explain section skipped: %s", r.ex.why);
     }
     rc = write_report(&a, &r);
     vw_report_release(&r);

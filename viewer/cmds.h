@@ -21,6 +21,7 @@ int cmd_export(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 /* `lltrace info TRACE [--json]` for trace files (viewer/info_trace.c); cmd_info hands over
  * files that are SQLite databases. argv[0] is "info". */
 int vw_info_trace(int argc, char **argv);

@@ -30,6 +30,7 @@ static const struct cmd cmds[] = {
     {"replay",     cmd_replay,     "re-execute recorded ops with the engine's kernels (or variants)"},
     {"diff",       cmd_diff,       "find the first op where two traces diverge"},
     {"explain",    cmd_explain,    "where a token gets its logit: logit lens, attribution, --vs"},
+    {"report",     cmd_report,     "write a self-contained HTML report of one or two traces"},
     {"help",       cmd_help,       "show help for lltrace or one command"},
 };
 /* clang-format on */

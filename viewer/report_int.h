@@ -40,8 +40,8 @@ struct vw_rep_setting {
     bool differs; /* known on both sides and different */
 };
 
-#define VW_REP_MAX_SETTINGS 40
-#define VW_REP_MAX_KINDS 32
+#define VW_REP_MAX_SETTINGS  40
+#define VW_REP_MAX_KINDS     32
 #define VW_REP_MAX_NONFINITE 40
 
 struct vw_rep_step {
@@ -64,31 +64,32 @@ struct vw_rep_nonfinite {
 
 /* What one trace says about itself. */
 struct vw_rep_run {
-    struct vw_trace *t;          /* borrowed from the report (its own or the diff's) */
-    double *tok_prob;            /* (t->n_tok) probability of each sampled token, NaN if none */
-    double *tok_logit;           /* (t->n_tok) its logit, NaN if none */
-    struct vw_rep_step *steps;   /* (n_steps) completed steps in order */
+    struct vw_trace *t;        /* borrowed from the report (its own or the diff's) */
+    double *tok_prob;          /* (t->n_tok) probability of each sampled token, NaN if none */
+    double *tok_logit;         /* (t->n_tok) its logit, NaN if none */
+    struct vw_rep_step *steps; /* (n_steps) completed steps in order */
     int64_t n_steps;
-    int64_t n_layer;             /* 1 + the largest layer of the ops */
-    int64_t n_points;            /* 1 + 2 n_layer: embedding, then attention and FFN per layer */
-    double *rms;                 /* (n_steps, n_points) residual RMS after each stage, NaN */
+    int64_t n_layer;  /* 1 + the largest layer of the ops */
+    int64_t n_points; /* 1 + 2 n_layer: embedding, then attention and FFN per layer */
+    double *rms;      /* (n_steps, n_points) residual RMS after each stage, NaN */
     struct vw_rep_kind kinds[VW_REP_MAX_KINDS]; /* by total time, largest first */
     int n_kinds;
     int64_t op_ns, step_ns; /* summed op and step times (-1 when none measured) */
     struct vw_rep_nonfinite nf[VW_REP_MAX_NONFINITE]; /* the first ones, in (step, seq) order */
     int n_nf;
-    int64_t n_nf_total; /* op tensors holding a NaN or an Inf */
+    int64_t n_nf_total; /* op tensors holding a NaN or an Inf (the mask's -inf apart) */
+    int64_t n_mask;     /* attention-score tensors whose only infinities are the causal mask */
 };
 
 /* The logit lens and attribution of one step (cmd_explain's numbers). */
 struct vw_rep_explain {
-    bool available;    /* false: why says why (no model, hash mismatch, ...) */
+    bool available; /* false: why says why (no model, hash mismatch, ...) */
     char why[512];
     lm_model *m;
     const char *model_sha256; /* borrowed from m */
     int64_t step;
-    bool step_differs; /* the step is the first where the runs sampled different tokens */
-    int32_t tok;       /* the explained token */
+    bool step_differs;  /* the step is the first where the runs sampled different tokens */
+    int32_t tok;        /* the explained token */
     int32_t sampled[2]; /* the token each run sampled after the step, -1 */
     struct vw_xrun x[2];
     struct vw_lens lens[2];
@@ -98,7 +99,7 @@ struct vw_rep_explain {
 
 struct vw_report {
     struct vw_report_opts o;
-    int n_runs; /* 1 or 2 */
+    int n_runs;             /* 1 or 2 */
     struct vw_trace single; /* the trace of a one-run report */
     struct vw_diff d;       /* two runs: d.ref is A, d.cand is B */
     bool have_diff;

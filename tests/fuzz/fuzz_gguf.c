@@ -4,14 +4,17 @@
  * every string of every string array, tensor records and the first and last byte of each
  * tensor's data), so a bad offset shows up as an ASan report. Invariants that fail trap.
  *
- * The reader's sources are compiled into this file so they get the fuzzer's coverage and the
- * sanitizers even when the lm library itself was built without them; their symbols then come
- * from here rather than from liblm.a. Build: CC=clang cmake -DLLTRACE_FUZZ=ON ...; seeds:
- * tests/fuzz/gguf_seeds.py DIR; run: ./fuzz_gguf DIR -max_total_time=60.
+ * With -DLLTRACE_FUZZ=ON the whole build carries the fuzzer's coverage instrumentation and the
+ * sanitizers, so the reader in liblm.a is fuzzed as it ships. Build: CC=clang cmake
+ * -DLLTRACE_FUZZ=ON ...; seeds: tests/fuzz/gguf_seeds.py DIR; run: ./fuzz_gguf DIR
+ * -max_total_time=60.
  */
-#include "../../src/gguf.c"
-#include "../../src/gguf_llama.c"
-#include "../../src/gguf_read.c"
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "gguf_int.h"
+#include "lm.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
