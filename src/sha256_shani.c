@@ -8,7 +8,6 @@
 
 #include <immintrin.h>
 
-
 void lm__sha256_blocks_shani(uint32_t h[8], const uint8_t *p, size_t n_blocks)
 {
     const __m128i bswap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
