@@ -47,13 +47,6 @@ static void record(const char *m, const char *trace, const char *fault, const ch
     ck_assert_int_eq(vw_run(&o, NULL), 0);
 }
 
-static void make_model(const char *path, uint64_t seed)
-{
-    char err[256];
-    struct lm_mkmodel_opts mo = {"tiny", LM_TYPE_F32, seed};
-    ck_assert_msg(lm_mkmodel_write(path, &mo, err, sizeof err) == 0, "%s", err);
-}
-
 /* Runs once per TCase, in the parent process (unchecked fixture). */
 static void setup(void)
 {
@@ -65,8 +58,8 @@ static void setup(void)
     snprintf(stats, sizeof stats, "%s/stats.trace", dir);
     snprintf(nol1, sizeof nol1, "%s/nol1.trace", dir);
     snprintf(partial, sizeof partial, "%s/partial.trace", dir);
-    make_model(model, 0);
-    make_model(model2, 9);
+    lt_make_tiny_model(model, 0);
+    lt_make_tiny_model(model2, 9);
     record(model, good, NULL, NULL);
     record(model, bad, "rope=neox", NULL);
     record(model, stats, NULL, "stats");

@@ -51,13 +51,6 @@ static void record(const char *m, const char *trace, const char *prompt, const c
     record_n(m, trace, prompt, fault, 4);
 }
 
-static void make_model(const char *path, uint64_t seed)
-{
-    char err[256];
-    struct lm_mkmodel_opts mo = {"tiny", LM_TYPE_F32, seed};
-    ck_assert_msg(lm_mkmodel_write(path, &mo, err, sizeof err) == 0, "%s", err);
-}
-
 /* Runs once per TCase, in the parent process (unchecked fixture). */
 static void setup(void)
 {
@@ -69,9 +62,9 @@ static void setup(void)
     snprintf(bad, sizeof bad, "%s/bad.trace", dir);
     snprintf(evil, sizeof evil, "%s/evil.trace", dir);
     snprintf(orphan, sizeof orphan, "%s/orphan.trace", dir);
-    make_model(model, 0);
-    make_model(model2, 9);
-    make_model(gone, 0);
+    lt_make_tiny_model(model, 0);
+    lt_make_tiny_model(model2, 9);
+    lt_make_tiny_model(gone, 0);
     record(model, good, "Once upon a time there was a", NULL);
     record(model, bad, "Once upon a time there was a", "rope=neox");
     record(model, evil, HOSTILE, NULL);

@@ -132,6 +132,13 @@ int lt_run(const char *cmd, char **out, char **err)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+void lt_make_tiny_model(const char *path, uint64_t seed)
+{
+    char err[256];
+    struct lm_mkmodel_opts mo = {"tiny", LM_TYPE_F32, seed};
+    ck_assert_msg(lm_mkmodel_write(path, &mo, err, sizeof err) == 0, "%s", err);
+}
+
 void lt_record_trace(const char *model, const char *prompt, long n_predict, const char *fault,
                      const char *path)
 {

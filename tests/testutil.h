@@ -6,6 +6,7 @@
 #define LT_TESTUTIL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* The ../shared directory (LLTRACE_SHARED) if it exists, else NULL. Borrowed, static. */
 const char *lt_shared_dir(void);
@@ -30,6 +31,9 @@ char *lt_read_file(const char *path, size_t *len);
 
 /* Writes len bytes to path. Returns 0 or -1. */
 int lt_write_file(const char *path, const void *data, size_t len);
+
+/* Writes the generated "tiny" model (lm_mkmodel_write, f32) with this seed to path. */
+void lt_make_tiny_model(const char *path, uint64_t seed);
 
 /*
  * Records a greedy generation of n_predict tokens of prompt on model into the trace at path
