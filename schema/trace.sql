@@ -17,6 +17,14 @@
 --   * Transactions: the writer commits once per completed step (the steps row, its ops and their
 --     tensors go in together), so a crash loses at most the step in progress. Run metadata and
 --     tokens given between steps are committed at the next step begin, run end or close.
+--   * Durability: WAL journal with synchronous=NORMAL while recording. A killed writer process
+--     (SIGKILL, crash) loses at most the step in progress; an OS crash or power loss may also lose
+--     the last committed steps, never the file's integrity. A closed trace is one file (the
+--     writer leaves WAL mode at close).
+--   * The statements after the line "-- @lltrace:at-close" (at the end) are run by the writer
+--     when it closes the file, not when it creates it: two indexes whose upkeep row by row would
+--     cost a random page write per op and per new tensor at every step's commit. A trace whose
+--     writer was killed lacks them: every query still works, by scanning.
 --
 -- Several views call the tensor SQL functions (t_at, t_slice, ...). They are registered by the
 -- tracer's reader and by the loadable extension (".load lltrace_sqlext" in the sqlite3 shell);
@@ -143,11 +151,13 @@ CREATE TABLE ops (
     level      TEXT NOT NULL        -- 'stats' or 'full': what the recording rules kept
 );
 CREATE INDEX ops_by_step ON ops (run_id, step, seq);
-CREATE INDEX ops_by_name ON ops (name, run_id, step);
+-- ops_by_name (name, run_id, step): built at close, see the end of this file.
 
 -- The tensors of an op by role: 'in0', 'in1', ... inputs; 'out' the result; for rope ops also
 -- 'pos' (i32 [n_pos] positions), 'cos' and 'sin' (f32 [n_pos, n_rot/2] tables actually used);
--- for cache ops the rows written. (writer)
+-- for cache ops the rows written. (writer) Several ops often hold the same tensor: an input that
+-- is an earlier op's output (attn_q's in0 is attn_norm's out) is one row, found by content or,
+-- when the engine says so (trc_op_record_linked), by that link without hashing.
 CREATE TABLE op_tensors (
     op_id     INTEGER NOT NULL REFERENCES ops (id),
     role      TEXT NOT NULL,
@@ -166,8 +176,10 @@ CREATE TABLE op_weights (
 ) WITHOUT ROWID;
 
 -- Tensor contents, stored once per distinct (hash, dtype, shape): the cos/sin tables of a step
--- are shared by all its layers. Partial tensors (imports of printed dumps, which hold only some
--- elements) are never deduplicated. (writer)
+-- are shared by all its layers. A tensor recorded at level 'stats' has a row too (hash and
+-- stats, no data), so equal tensors are found whatever their level; when a later op records
+-- the same tensor at level 'full', that row gets its data. Partial tensors (imports of printed
+-- dumps, which hold only some elements) are never deduplicated. (writer)
 --
 -- Codec 'shuffle-zstd' (data): the n_stored * width raw little-endian bytes are byte-shuffled
 -- by element width (all elements' byte 0, then all byte 1, ... up to byte width-1), then
@@ -206,7 +218,7 @@ CREATE TABLE tensors (
                                   -- strictly increasing, uncompressed; NULL otherwise
     data     BLOB                 -- the codec's output; NULL when only stats were recorded
 );
-CREATE UNIQUE INDEX tensors_dedupe ON tensors (hash, dtype, shape) WHERE partial = 0;
+-- tensors_dedupe (hash, dtype, shape) WHERE partial = 0, UNIQUE: built at close, see the end.
 
 -- ---- views: the common questions as one SELECT ---------------------------------------------
 
@@ -277,3 +289,11 @@ LEFT JOIN op_tensors p ON p.op_id = o.id AND p.role = 'pos'
 LEFT JOIN op_tensors c ON c.op_id = o.id AND c.role = 'cos'
 LEFT JOIN op_tensors s ON s.op_id = o.id AND s.role = 'sin'
 ORDER BY o.run_id, o.step, o.seq, rr.row;
+
+-- ---- built at close -------------------------------------------------------------------------
+-- Everything below runs when the writer closes the trace, in one transaction (see the
+-- conventions at the top). While recording, the writer deduplicates tensors with an in-memory
+-- map of the rows it wrote (it is the file's only writer, from an empty file on).
+-- @lltrace:at-close
+CREATE INDEX ops_by_name ON ops (name, run_id, step);
+CREATE UNIQUE INDEX tensors_dedupe ON tensors (hash, dtype, shape) WHERE partial = 0;

@@ -1,9 +1,8 @@
 /*
  * Fork-join thread pool (see pool_int.h). A job is published by bumping an atomic generation
- * counter; workers spin on it for a short while (a decode step runs a few hundred small jobs
- * back to back, and waking a sleeping thread costs tens of microseconds), then sleep on a
- * condition variable. Completion is an atomic counter the caller spins on. Depends on pthreads
- * and C11 atomics only.
+ * counter; workers spin on it for a short while, yield the core for a while, then sleep on a
+ * condition variable (see wait_job). Completion is an atomic counter the caller spins on, then
+ * yields on. Depends on pthreads and C11 atomics only.
  */
 #include "pool_int.h"
 
@@ -11,6 +10,9 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -19,16 +21,22 @@
 #define cpu_relax() ((void)0)
 #endif
 
-enum { SPIN_ITERS = 20000 }; /* ~100 us of pause instructions before sleeping */
+/* A helper waits for the next job in three stages: SPIN_ITERS pause instructions (~50 us on
+ * a current x86), then YIELD_ITERS sched_yield calls (~0.5 us each when the core is otherwise
+ * free; when another thread wants it, such as a tracer's writer thread, that thread runs
+ * instead of our spinning), then it sleeps on the condition variable. A decode step runs a
+ * few hundred small jobs back to back, and waking a sleeping thread costs tens of us. */
+enum { SPIN_ITERS = 2000, YIELD_ITERS = 200 };
 
 struct lm_pool {
     int n;              /* workers including the caller */
     pthread_t *threads; /* (n - 1) */
     pthread_mutex_t mu;
-    pthread_cond_t wake;
-    atomic_ulong gen;   /* job generation, bumped per lm_pool_run */
-    atomic_int n_done;  /* helpers finished with the current job */
-    atomic_int n_sleep; /* helpers blocked on the condition variable */
+    pthread_cond_t wake, done;
+    atomic_ulong gen;        /* job generation, bumped per lm_pool_run */
+    atomic_int n_done;       /* helpers finished with the current job */
+    atomic_int n_sleep;      /* helpers blocked on the condition variable */
+    atomic_int caller_sleep; /* the caller blocks on `done` until the helpers finish */
     atomic_int stop;
     lm_pool_fn fn;
     void *arg;
@@ -42,12 +50,16 @@ struct worker_arg {
 /* Waits until the generation moves past seen (or stop); returns the new generation. */
 static unsigned long wait_job(lm_pool *p, unsigned long seen)
 {
-    for (int i = 0; i < SPIN_ITERS; i++) {
+    for (int i = 0; i < SPIN_ITERS + YIELD_ITERS; i++) {
         unsigned long g = atomic_load_explicit(&p->gen, memory_order_acquire);
         if (g != seen || atomic_load(&p->stop)) {
             return g;
         }
-        cpu_relax();
+        if (i < SPIN_ITERS) {
+            cpu_relax();
+        } else {
+            sched_yield(); /* returns at once when no other thread wants this core */
+        }
     }
     pthread_mutex_lock(&p->mu);
     atomic_fetch_add(&p->n_sleep, 1);
@@ -59,19 +71,50 @@ static unsigned long wait_job(lm_pool *p, unsigned long seen)
     return atomic_load_explicit(&p->gen, memory_order_acquire);
 }
 
+/* The caller waits for the helpers as they wait for jobs: spin, yield, then sleep. Sleeping
+ * frees the core when a helper was preempted (by a tracer's writer, say), so that the
+ * scheduler can run it there instead of letting us spin while it waits for its turn. */
+static void wait_done(lm_pool *p)
+{
+    for (int i = 0; atomic_load_explicit(&p->n_done, memory_order_acquire) < p->n - 1; i++) {
+        if (i < SPIN_ITERS) {
+            cpu_relax();
+        } else if (i < SPIN_ITERS + YIELD_ITERS) {
+            sched_yield();
+        } else {
+            pthread_mutex_lock(&p->mu);
+            atomic_store(&p->caller_sleep, 1);
+            while (atomic_load(&p->n_done) < p->n - 1) {
+                pthread_cond_wait(&p->done, &p->mu);
+            }
+            atomic_store(&p->caller_sleep, 0);
+            pthread_mutex_unlock(&p->mu);
+            return;
+        }
+    }
+}
+
 static void *worker_main(void *v)
 {
     struct worker_arg wa = *(struct worker_arg *)v;
     lm_pool *p = wa.p;
     unsigned long seen = 0;
     free(v);
+#ifdef __linux__
+    prctl(PR_SET_NAME, "lm-pool", 0, 0, 0); /* for top -H and perf */
+#endif
     for (;;) {
         seen = wait_job(p, seen);
         if (atomic_load(&p->stop)) {
             return NULL;
         }
         p->fn(p->arg, wa.ith, p->n);
-        atomic_fetch_add_explicit(&p->n_done, 1, memory_order_release);
+        /* seq_cst: pairs with the caller's caller_sleep store then n_done load */
+        if (atomic_fetch_add(&p->n_done, 1) + 1 == p->n - 1 && atomic_load(&p->caller_sleep)) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
 }
 
@@ -85,6 +128,7 @@ lm_pool *lm_pool_create(int n_threads)
     p->n = 1;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->done, NULL);
     p->threads = calloc((size_t)n_threads, sizeof *p->threads);
     if (!p->threads) {
         lm_pool_destroy(p);
@@ -123,6 +167,7 @@ void lm_pool_destroy(lm_pool *p)
     }
     pthread_mutex_destroy(&p->mu);
     pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->done);
     free(p->threads);
     free(p);
 }
@@ -148,14 +193,7 @@ void lm_pool_run(lm_pool *p, lm_pool_fn fn, void *arg)
         pthread_mutex_unlock(&p->mu);
     }
     fn(arg, 0, p->n);
-    /* Spin briefly, then yield: on a loaded machine the helper may not be running at all. */
-    for (int i = 0; atomic_load_explicit(&p->n_done, memory_order_acquire) < p->n - 1; i++) {
-        if (i < 2000) {
-            cpu_relax();
-        } else {
-            sched_yield();
-        }
-    }
+    wait_done(p);
 }
 
 void lm_pool_run_sized(lm_pool *p, lm_pool_fn fn, void *arg, double work)

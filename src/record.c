@@ -2,12 +2,16 @@
  * Reporting the forward pass to the tracer (tracer/include/trc.h): one call after each op with
  * its canonical name, inputs, output and parameters. When no trace is attached, or the
  * recording rules say `none` for an op, nothing is built. Tensor data are passed by pointer:
- * the tracer copies them before returning, so the engine may reuse its buffers at once.
+ * the tracer copies (or summarizes) them before returning, so the engine may reuse its buffers
+ * at once. Most inputs are the unchanged output of an earlier op of the step (attn_q reads
+ * attn_norm's output): the table below names them, and they go to the tracer as links
+ * (trc_op_record_linked), which it stores without copying or hashing anything.
  */
 #include "ctx_int.h"
 #include "trc.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -48,6 +52,62 @@ static struct trc_tensor tensor3(const char *role, const float *data, int64_t a,
     return t;
 }
 
+/*
+ * Which earlier tensor of the step an input is, from src/forward.c: the output ("out") of op
+ * `src` of the same block (dl 0) or of the previous one (dl -1; block 0 reads tok_embd's). Only
+ * buffers that nothing rewrites in between are listed: xn holds attn_norm's output until
+ * ffn_norm overwrites it, after attn_v and before ffn_gate. Where forward.c changes the data
+ * anyway (the last block keeps only the last row of attn_out and x when n > 1) the sizes differ
+ * and the tracer falls back to the data; trc_writer_check_links verifies all of it in the tests.
+ */
+static const struct {
+    const char *op, *role, *src;
+    int dl;
+} links[] = {
+    {"attn_norm", "in0", "l_out", -1}, {"attn_q", "in0", "attn_norm", 0},
+    {"attn_k", "in0", "attn_norm", 0}, {"attn_v", "in0", "attn_norm", 0},
+    {"rope_q", "in0", "attn_q", 0},    {"rope_k", "in0", "attn_k", 0},
+    {"cache_k", "out", "rope_k", 0},   {"cache_v", "out", "attn_v", 0},
+    {"kq", "in0", "rope_q", 0},        {"kq_softmax", "in0", "kq", 0},
+    {"kqv", "in0", "kq_softmax", 0},   {"attn_out", "in0", "kqv", 0},
+    {"ffn_inp", "in0", "attn_out", 0}, {"ffn_inp", "in1", "l_out", -1},
+    {"ffn_norm", "in0", "ffn_inp", 0}, {"ffn_gate", "in0", "ffn_norm", 0},
+    {"ffn_up", "in0", "ffn_norm", 0},  {"ffn_act", "in0", "ffn_gate", 0},
+    {"ffn_act", "in1", "ffn_up", 0},   {"ffn_out", "in0", "ffn_act", 0},
+    {"l_out", "in0", "ffn_out", 0},    {"l_out", "in1", "ffn_inp", 0},
+};
+
+/* The "OP/ROLE" tensor input `role` of op r is, into buf (64 bytes), or NULL. RoPE's pos, cos
+ * and sin tables are computed once per step: every rope op uses blk.0.rope_q's. */
+static const char *link_for(const lm_ctx *c, const struct lm_rec *r, const char *role, char *buf)
+{
+    const int64_t n_layer = c->m->hp.n_layer;
+    const char *op = r->layer >= 0 ? strchr(r->name + 4, '.') + 1 : r->name; /* blk.N.<op> */
+    if (strcmp(r->kind, "rope") == 0 && strcmp(role, "in0") != 0 && strcmp(role, "out") != 0) {
+        bool first = r->layer == 0 && strcmp(op, "rope_q") == 0;
+        return first ? NULL : (snprintf(buf, 64, "blk.0.rope_q/%s", role), buf);
+    }
+    if (strcmp(role, "in0") == 0 && strcmp(op, "output") == 0) {
+        return "output_norm/out";
+    }
+    if (strcmp(role, "in0") == 0 && strcmp(op, "output_norm") == 0) {
+        return n_layer > 0
+                   ? (snprintf(buf, 64, "blk.%lld.l_out/out", (long long)(n_layer - 1)), buf)
+                   : "tok_embd/out";
+    }
+    for (size_t i = 0; r->layer >= 0 && i < sizeof links / sizeof links[0]; i++) {
+        if (strcmp(links[i].op, op) == 0 && strcmp(links[i].role, role) == 0) {
+            int64_t l = r->layer + links[i].dl;
+            if (l < 0) {
+                return "tok_embd/out";
+            }
+            snprintf(buf, 64, "blk.%lld.%s/out", (long long)l, links[i].src);
+            return buf;
+        }
+    }
+    return NULL;
+}
+
 static void emit(lm_ctx *c, struct lm_rec *r, const struct trc_tensor *ts, int n_ts,
                  const char *weight, const char *params)
 {
@@ -58,7 +118,12 @@ static void emit(lm_ctx *c, struct lm_rec *r, const struct trc_tensor *ts, int n
     if (c->on_op) {
         c->on_op(c->on_op_user, c->n_steps, &op);
     }
-    int rc = c->trace ? trc_op_record(c->trace, &op) : 0;
+    char buf[5][64];
+    const char *same_as[5] = {NULL};
+    for (int k = 0; c->trace && k < n_ts && k < 5; k++) {
+        same_as[k] = link_for(c, r, ts[k].role, buf[k]);
+    }
+    int rc = c->trace ? trc_op_record_linked(c->trace, &op, n_ts <= 5 ? same_as : NULL) : 0;
     if (rc < 0 && !c->rec_err) {
         c->rec_err = rc;
     }

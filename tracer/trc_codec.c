@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_c_literalCompressionMode, see codec_params */
 #include <zstd.h>
 
 #include "trc_int.h"
@@ -72,11 +73,17 @@ static uint64_t rotl64(uint64_t x, int r)
 
 static uint64_t load_le64(const uint8_t *p)
 {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t v;
+    memcpy(&v, p, 8); /* one load, also without optimization */
+    return v;
+#else
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--) {
         v = (v << 8) | p[i];
     }
     return v;
+#endif
 }
 
 static void lanes_block(uint64_t v[4], const uint8_t *p)
@@ -123,6 +130,13 @@ void trc__hash_hex(uint64_t h, char hex[17])
 
 void trc__shuffle(uint8_t *restrict dst, const uint8_t *restrict src, size_t n, size_t w)
 {
+    if (w == 2) {
+        for (size_t i = 0; i < n; i++) {
+            dst[i] = src[2 * i];
+            dst[n + i] = src[2 * i + 1];
+        }
+        return;
+    }
     if (w == 4) {
         for (size_t i = 0; i < n; i++) {
             dst[i] = src[4 * i];
@@ -141,6 +155,13 @@ void trc__shuffle(uint8_t *restrict dst, const uint8_t *restrict src, size_t n, 
 
 void trc__unshuffle(uint8_t *restrict dst, const uint8_t *restrict src, size_t n, size_t w)
 {
+    if (w == 2) {
+        for (size_t i = 0; i < n; i++) {
+            dst[2 * i] = src[i];
+            dst[2 * i + 1] = src[n + i];
+        }
+        return;
+    }
     if (w == 4) {
         for (size_t i = 0; i < n; i++) {
             dst[4 * i] = src[i];
@@ -205,34 +226,119 @@ void trc__to_f32(float *dst, const void *src, enum trc_dtype dt, size_t n)
     }
 }
 
-/* The f32 loop is the hot one (activations): branch-light so the compiler can vectorize. */
+/* The f32 loop is the hot one (activations, on the engine's thread at level stats). Element i
+ * goes to lane i % 8 of the main loop (the tail to lane 0), a non-finite element adds 0 to the
+ * sums, leaves min/max alone and is counted; the lanes are added in order 0..7 at the end. The
+ * SSE2 path (every x86-64) and the portable one compute exactly the same thing. */
+enum { LANES = 8 };
+
+struct lanes {
+    double s[LANES], q[LANES];
+    float lo[LANES], hi[LANES];
+    int64_t bad;
+};
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+
+static size_t lanes_main(struct lanes *l, const float *x, size_t n)
+{
+    const __m128i expo = _mm_set1_epi32(0x7f800000);
+    const __m128 pinf = _mm_set1_ps(INFINITY);
+    const __m128 ninf = _mm_set1_ps(-INFINITY);
+    __m128d s[4] = {_mm_setzero_pd(), _mm_setzero_pd(), _mm_setzero_pd(), _mm_setzero_pd()};
+    __m128d q[4] = {s[0], s[0], s[0], s[0]};
+    __m128 lo[2] = {pinf, pinf};
+    __m128 hi[2] = {ninf, ninf};
+    __m128i bad = _mm_setzero_si128();
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES) {
+        for (int h = 0; h < 2; h++) {
+            __m128 v = _mm_loadu_ps(x + i + 4 * h);
+            __m128 m = _mm_castsi128_ps(_mm_cmpeq_epi32(_mm_and_si128(_mm_castps_si128(v), expo),
+                                                        expo)); /* all ones: Inf or NaN */
+            __m128 f = _mm_andnot_ps(m, v);
+            __m128d a = _mm_cvtps_pd(f);
+            __m128d b = _mm_cvtps_pd(_mm_movehl_ps(f, f));
+            s[2 * h] = _mm_add_pd(s[2 * h], a);
+            s[2 * h + 1] = _mm_add_pd(s[2 * h + 1], b);
+            q[2 * h] = _mm_add_pd(q[2 * h], _mm_mul_pd(a, a));
+            q[2 * h + 1] = _mm_add_pd(q[2 * h + 1], _mm_mul_pd(b, b));
+            lo[h] = _mm_min_ps(lo[h], _mm_or_ps(_mm_and_ps(m, pinf), f));
+            hi[h] = _mm_max_ps(hi[h], _mm_or_ps(_mm_and_ps(m, ninf), f));
+            bad = _mm_sub_epi32(bad, _mm_castps_si128(m));
+        }
+    }
+    for (int k = 0; k < 4; k++) {
+        _mm_storeu_pd(l->s + 2 * k, s[k]);
+        _mm_storeu_pd(l->q + 2 * k, q[k]);
+    }
+    _mm_storeu_ps(l->lo, lo[0]);
+    _mm_storeu_ps(l->lo + 4, lo[1]);
+    _mm_storeu_ps(l->hi, hi[0]);
+    _mm_storeu_ps(l->hi + 4, hi[1]);
+    int32_t b4[4];
+    _mm_storeu_si128((__m128i *)b4, bad);
+    l->bad = (int64_t)b4[0] + b4[1] + b4[2] + b4[3];
+    return i;
+}
+#else
+static size_t lanes_main(struct lanes *l, const float *x, size_t n)
+{
+    size_t i = 0;
+    for (; i + LANES <= n; i += LANES) {
+        for (int j = 0; j < LANES; j++) {
+            float v = x[i + j];
+            uint32_t u;
+            memcpy(&u, &v, 4);
+            if ((u & 0x7f800000u) == 0x7f800000u) {
+                l->bad++;
+                continue;
+            }
+            l->s[j] += (double)v;
+            l->q[j] += (double)v * (double)v;
+            l->lo[j] = l->lo[j] < v ? l->lo[j] : v; /* as minps/maxps */
+            l->hi[j] = l->hi[j] > v ? l->hi[j] : v;
+        }
+    }
+    return i;
+}
+#endif
+
 static void stats_f32(const float *x, size_t n, double *sum, double *sq, float *mn, float *mx,
                       int64_t *n_nan, int64_t *n_inf)
 {
-    double s = 0.0;
-    double q = 0.0;
-    float lo = INFINITY;
-    float hi = -INFINITY;
-    int64_t nn = 0;
-    int64_t ni = 0;
-    for (size_t i = 0; i < n; i++) {
+    struct lanes l = {.bad = 0};
+    for (int j = 0; j < LANES; j++) {
+        l.lo[j] = INFINITY;
+        l.hi[j] = -INFINITY;
+    }
+    for (size_t i = lanes_main(&l, x, n); i < n; i++) {
         float v = x[i];
         if (!isfinite(v)) {
-            nn += isnan(v) ? 1 : 0;
-            ni += isinf(v) ? 1 : 0;
+            l.bad++;
             continue;
         }
-        s += (double)v;
-        q += (double)v * (double)v;
-        lo = v < lo ? v : lo;
-        hi = v > hi ? v : hi;
+        l.s[0] += (double)v;
+        l.q[0] += (double)v * (double)v;
+        l.lo[0] = l.lo[0] < v ? l.lo[0] : v;
+        l.hi[0] = l.hi[0] > v ? l.hi[0] : v;
     }
-    *sum = s;
-    *sq = q;
-    *mn = lo;
-    *mx = hi;
-    *n_nan = nn;
-    *n_inf = ni;
+    *n_nan = 0;
+    for (size_t k = 0; l.bad > 0 && k < n; k++) { /* rare: tell NaN from Inf */
+        *n_nan += isnan(x[k]) ? 1 : 0;
+    }
+    *n_inf = l.bad - *n_nan;
+    *sum = 0.0;
+    *sq = 0.0;
+    *mn = INFINITY;
+    *mx = -INFINITY;
+    for (int j = 0; j < LANES; j++) {
+        *sum += l.s[j];
+        *sq += l.q[j];
+        *mn = l.lo[j] < *mn ? l.lo[j] : *mn;
+        *mx = l.hi[j] > *mx ? l.hi[j] : *mx;
+    }
 }
 
 void trc__stats(const void *src, enum trc_dtype dt, size_t n, struct trc__stats *out)
@@ -335,6 +441,49 @@ static int grow(uint8_t **buf, size_t *cap, size_t need)
     return 0;
 }
 
+/* The zstd level behind the writer's default (zstd_level 0). */
+#define TRC__ZSTD_FAST (-30)
+
+/* Sets up cctx for one frame of nbytes. Level 0 is the default: zstd's fastest match finder
+ * (level TRC__ZSTD_FAST) with literals always Huffman-coded, which negative levels otherwise
+ * skip. Shuffled floats compress through their exponent bytes (entropy coding), hardly through
+ * repeats, so this is as small as level 1-3 at twice the speed (tests/test_trace_cost.c). The
+ * literal mode is an experimental zstd parameter: if a libzstd refuses it, frames are only
+ * larger, never invalid. */
+static void codec_params(ZSTD_CCtx *c, int level, size_t nbytes)
+{
+    ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
+    ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level ? level : TRC__ZSTD_FAST);
+    ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1);
+    ZSTD_CCtx_setParameter(c, ZSTD_c_contentSizeFlag, 1);
+    if (level == 0) {
+        ZSTD_CCtx_setParameter(c, ZSTD_c_literalCompressionMode, ZSTD_ps_enable);
+    }
+    ZSTD_CCtx_setPledgedSrcSize(c, nbytes);
+}
+
+/* Compresses src (n bytes) into ob, ending the block (flush) or the frame (end). */
+static int codec_feed(ZSTD_CCtx *c, ZSTD_outBuffer *ob, const uint8_t *src, size_t n,
+                      ZSTD_EndDirective how, char *msg, size_t msglen)
+{
+    ZSTD_inBuffer ib = {src, n, 0};
+    size_t r;
+    do {
+        r = ZSTD_compressStream2(c, ob, &ib, how);
+        if (ZSTD_isError(r)) {
+            snprintf(msg, msglen, "zstd compression failed: %s", ZSTD_getErrorName(r));
+            return TRC_EIO;
+        }
+        if (r != 0 && ob->pos == ob->size) {
+            snprintf(msg, msglen, "zstd compression failed: output buffer too small");
+            return TRC_EIO;
+        }
+    } while (r != 0);
+    return 0;
+}
+
+/* One frame; byte planes of 1 KiB or more each end a block, so each gets its own literal
+ * statistics (the random low mantissa bytes do not dilute the exponent bytes' code). */
 int trc__codec_encode(struct trc__codec_scratch *s, int level, const void *raw, size_t n,
                       size_t width, const uint8_t **blob, size_t *blob_len, char *msg,
                       size_t msglen)
@@ -347,23 +496,25 @@ int trc__codec_encode(struct trc__codec_scratch *s, int level, const void *raw, 
             return TRC_ENOMEM;
         }
     }
-    ZSTD_CCtx_reset(s->cctx, ZSTD_reset_session_and_parameters);
-    ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_compressionLevel, level);
-    ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_checksumFlag, 1);
-    ZSTD_CCtx_setParameter(s->cctx, ZSTD_c_contentSizeFlag, 1);
     if (grow(&s->shuf, &s->shuf_cap, nbytes ? nbytes : 1) < 0 ||
-        grow(&s->out, &s->out_cap, ZSTD_compressBound(nbytes)) < 0) {
+        grow(&s->out, &s->out_cap, ZSTD_compressBound(nbytes) + 64 * width + 64) < 0) {
         snprintf(msg, msglen, "out of memory compressing %zu bytes", nbytes);
         return TRC_ENOMEM;
     }
+    codec_params(s->cctx, level, nbytes);
     trc__shuffle(s->shuf, raw, n, width);
-    size_t z = ZSTD_compress2(s->cctx, s->out, s->out_cap, s->shuf, nbytes);
-    if (ZSTD_isError(z)) {
-        snprintf(msg, msglen, "zstd compression failed: %s", ZSTD_getErrorName(z));
-        return TRC_EIO;
+    ZSTD_outBuffer ob = {s->out, s->out_cap, 0};
+    size_t n_planes = width > 1 && n >= 1024 ? width : 1;
+    size_t plane = nbytes / n_planes;
+    for (size_t b = 0; b < n_planes; b++) {
+        int rc = codec_feed(s->cctx, &ob, s->shuf + b * plane, plane,
+                            b + 1 < n_planes ? ZSTD_e_flush : ZSTD_e_end, msg, msglen);
+        if (rc < 0) {
+            return rc;
+        }
     }
     *blob = s->out;
-    *blob_len = z;
+    *blob_len = ob.pos;
     return 0;
 }
 

@@ -4,8 +4,11 @@
  * the only code that touches the writer's SQLite connection between open and close.
  * Transactions: one is opened lazily by the first write; STEP_BEGIN commits what precedes the
  * step (run metadata, tokens), STEP_END inserts the steps row and commits the whole step, so a
- * kill at any moment leaves exactly the completed steps.
+ * kill at any moment leaves exactly the completed steps. The part of the schema after the
+ * at-close marker (two indexes whose row-by-row upkeep would cost a random page write per op)
+ * runs at close; dedupe meanwhile uses the in-memory map of trc_writer_dedupe.c.
  */
+#include <assert.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,6 +97,22 @@ static int run(trc_writer *w, sqlite3_stmt *st, const char *what, char *msg, siz
     return rc == SQLITE_DONE || rc == SQLITE_ROW ? 0 : sql_fail(w, what, msg, msglen);
 }
 
+static int flush_rows(trc_writer *w, char *msg, size_t msglen)
+{
+    int rc = trc__batch_flush(&w->b_ops, w->db, msg, msglen);
+    rc = rc < 0 ? rc : trc__batch_flush(&w->b_optensors, w->db, msg, msglen);
+    return rc < 0 ? rc : trc__batch_flush(&w->b_opweights, w->db, msg, msglen);
+}
+
+/* After a ROLLBACK: rows not yet inserted belong to the lost step; the map may list its rows. */
+static void rolled_back(trc_writer *w)
+{
+    trc__batch_discard(&w->b_ops);
+    trc__batch_discard(&w->b_optensors);
+    trc__batch_discard(&w->b_opweights);
+    w->dd.stale = true;
+}
+
 static int begin_tx(trc_writer *w, char *msg, size_t msglen)
 {
     if (w->in_tx) {
@@ -110,9 +129,12 @@ static int commit_tx(trc_writer *w, char *msg, size_t msglen)
         return 0;
     }
     w->in_tx = false;
-    if (sqlite3_exec(w->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
-        sql_fail(w, "cannot commit", msg, msglen);
+    char m[TRC__MSG_SIZE - 64] = "";
+    if (flush_rows(w, m, sizeof m) < 0 ||
+        sqlite3_exec(w->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        snprintf(msg, msglen, "cannot commit: %s", m[0] ? m : sqlite3_errmsg(w->db));
         sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL);
+        rolled_back(w);
         return TRC_EIO;
     }
     return 0;
@@ -163,16 +185,11 @@ static int prepare_all(trc_writer *w, char *msg, size_t msglen)
         sqlite3_stmt **st;
         const char *sql;
     } q[] = {
-        {&w->st_op, "INSERT INTO ops (id, run_id, step, seq, layer, kind, name, pos0, n_pos, "
-                    "params, elapsed_ns, level) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"},
-        {&w->st_tfind, "SELECT id, data IS NULL FROM tensors WHERE hash = ?1 AND dtype = ?2 AND "
-                       "shape = ?3 AND partial = 0"},
         {&w->st_tins, "INSERT INTO tensors (dtype, shape, n_elems, nbytes, hash, codec, min, max, "
                       "mean, rms, n_nan, n_inf, partial, n_known, known, data) VALUES "
                       "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
         {&w->st_tupd, "UPDATE tensors SET codec = ?1, data = ?2 WHERE id = ?3"},
-        {&w->st_optensor, "INSERT INTO op_tensors (op_id, role, tensor_id) VALUES (?,?,?)"},
-        {&w->st_opweight, "INSERT INTO op_weights (op_id, role, name) VALUES (?,?,?)"},
+        {&w->st_tblob, "SELECT data FROM tensors WHERE id = ?1"},
         {&w->st_token, "INSERT OR REPLACE INTO tokens (run_id, idx, token_id, piece, is_prompt, "
                        "is_bos, prob, logit) VALUES (?,?,?,?,?,?,?,?)"},
         {&w->st_step, "INSERT INTO steps (run_id, step, pos0, n_tokens, elapsed_ns) VALUES "
@@ -184,7 +201,44 @@ static int prepare_all(trc_writer *w, char *msg, size_t msglen)
             return sql_fail(w, "cannot prepare the writer's statements", msg, msglen);
         }
     }
+    if (trc__batch_init(&w->b_ops, w->db, "ops",
+                        "id, run_id, step, seq, layer, kind, name, pos0, n_pos, params, "
+                        "elapsed_ns, level",
+                        12) < 0 ||
+        trc__batch_init(&w->b_optensors, w->db, "op_tensors", "op_id, role, tensor_id", 3) < 0 ||
+        trc__batch_init(&w->b_opweights, w->db, "op_weights", "op_id, role, name", 3) < 0) {
+        return sql_fail(w, "cannot prepare the writer's statements", msg, msglen);
+    }
     return 0;
+}
+
+/* Durability (trc.h, schema/trace.sql): WAL with synchronous=NORMAL survives a killed process
+ * with every committed step, and an OS crash without corruption (it may lose the last steps).
+ * SQLite's own page size and checkpoint interval (4 KiB, 1000 pages) measured as well as any. */
+#define PRAGMAS "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384; "
+
+#define AT_CLOSE_MARKER "\n-- @lltrace:at-close\n" /* a line of its own */
+
+/* Runs the schema up to the at-close marker and keeps the rest for trc__wdb_close. */
+static int schema_create(trc_writer *w, char *msg, size_t msglen)
+{
+    const char *mark = strstr(trc__schema_sql, AT_CLOSE_MARKER);
+    size_t n = mark ? (size_t)(mark - trc__schema_sql) : strlen(trc__schema_sql);
+    char *now = malloc(n + 1);
+    w->schema_at_close = strdup(mark ? mark : "");
+    if (!now || !w->schema_at_close) {
+        free(now);
+        snprintf(msg, msglen, "out of memory");
+        return TRC_ENOMEM;
+    }
+    memcpy(now, trc__schema_sql, n);
+    now[n] = '\0';
+    int rc = 0;
+    if (sqlite3_exec(w->db, now, NULL, NULL, NULL) != SQLITE_OK) {
+        rc = sql_fail(w, "cannot create the schema", msg, msglen);
+    }
+    free(now);
+    return rc;
 }
 
 int trc__wdb_open(trc_writer *w, char *msg, size_t msglen)
@@ -203,9 +257,9 @@ int trc__wdb_open(trc_writer *w, char *msg, size_t msglen)
         return TRC_EIO;
     }
     char m[TRC__MSG_SIZE] = "";
-    int rc = exec(w, "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384; BEGIN", m, sizeof m);
-    if (rc == 0 && sqlite3_exec(w->db, trc__schema_sql, NULL, NULL, NULL) != SQLITE_OK) {
-        rc = sql_fail(w, "cannot create the schema", m, sizeof m);
+    int rc = exec(w, PRAGMAS "BEGIN", m, sizeof m);
+    if (rc == 0) {
+        rc = schema_create(w, m, sizeof m);
     }
     if (rc == 0) {
         rc = write_meta(w, m, sizeof m);
@@ -231,11 +285,30 @@ int trc__wdb_close(trc_writer *w, char *msg, size_t msglen)
     if (w->in_tx) {
         rc = commit_tx(w, msg, msglen);
     }
-    sqlite3_stmt *all[] = {w->st_op,       w->st_tfind,    w->st_tins,  w->st_tupd,
-                           w->st_optensor, w->st_opweight, w->st_token, w->st_step};
+    if (w->schema_at_close && *w->schema_at_close) { /* the indexes, in one transaction */
+        char m[TRC__MSG_SIZE - 64];
+        int rc2 = exec(w, "BEGIN", m, sizeof m);
+        if (rc2 == 0 && sqlite3_exec(w->db, w->schema_at_close, NULL, NULL, NULL) != SQLITE_OK) {
+            rc2 = sql_fail(w, "cannot build the indexes", m, sizeof m);
+        }
+        rc2 = rc2 < 0 ? rc2 : exec(w, "COMMIT", m, sizeof m);
+        if (rc2 < 0) {
+            sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL);
+            if (rc == 0) {
+                snprintf(msg, msglen, "%s: %s", w->path, m);
+                rc = rc2;
+            }
+        }
+    }
+    free(w->schema_at_close);
+    w->schema_at_close = NULL;
+    sqlite3_stmt *all[] = {w->st_tins, w->st_tupd, w->st_tblob, w->st_token, w->st_step};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         sqlite3_finalize(all[i]);
     }
+    trc__batch_release(&w->b_ops);
+    trc__batch_release(&w->b_optensors);
+    trc__batch_release(&w->b_opweights);
     /* Leaving WAL checkpoints and removes the -wal file: the closed trace is one file. If it
      * fails (disk full), the WAL stays and still holds every committed step. */
     sqlite3_exec(w->db, "PRAGMA journal_mode=DELETE", NULL, NULL, NULL);
@@ -357,6 +430,7 @@ static int dispatch(trc_writer *w, const struct trc__job *job, char *msg, size_t
     case TRC__JOB_STEP_ABORT:
         if (w->in_tx) {
             w->in_tx = false;
+            rolled_back(w);
             return exec(w, "ROLLBACK", msg, msglen);
         }
         return 0;
@@ -401,51 +475,70 @@ int trc__wdb_job(trc_writer *w, const struct trc__job *job, char *msg, size_t ms
     if (rc < 0 && w->in_tx) { /* the step in progress is lost; committed steps stay */
         w->in_tx = false;
         sqlite3_exec(w->db, "ROLLBACK", NULL, NULL, NULL);
+        rolled_back(w);
     }
     return rc;
 }
 
 /* ---- ops and tensors ----------------------------------------------------------------------- */
 
-static void count(trc_writer *w, int64_t raw, int64_t stored, bool dedup)
+static void count(trc_writer *w, int64_t raw, int64_t stored, bool dedup, bool linked)
 {
-    pthread_mutex_lock(&w->mu);
-    w->st.n_tensors++;
-    w->st.n_dedup += dedup;
-    w->st.raw_bytes += raw;
-    w->st.stored_bytes += stored;
-    pthread_mutex_unlock(&w->mu);
+    w->wst.n_tensors++; /* published by job_process */
+    w->wst.n_dedup += dedup;
+    w->wst.n_linked += linked;
+    w->wst.raw_bytes += raw;
+    w->wst.stored_bytes += stored;
 }
 
-/* Finds an identical full tensor: 1 found (*has_blob says whether it holds data), 0 not. */
-static int tensor_find(trc_writer *w, const char *hex, const char *dt, const char *shape,
-                       int64_t *id, int *has_blob, char *msg, size_t msglen)
+/* Remembers where the tensor in `slot` of this step went, for the tensors linked to it. */
+static int slot_set(trc_writer *w, int32_t slot, const struct trc__slot *v)
 {
-    sqlite3_stmt *st = w->st_tfind;
-    sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 2, dt, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 3, shape, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st);
-    int found = rc == SQLITE_ROW;
-    if (found) {
-        *id = sqlite3_column_int64(st, 0);
-        *has_blob = sqlite3_column_int(st, 1) == 0;
+    if ((size_t)slot >= w->slots_cap) {
+        size_t cap = (size_t)slot + 1 > 2 * w->slots_cap ? (size_t)slot + 1 : 2 * w->slots_cap;
+        struct trc__slot *s = realloc(w->slots, cap * sizeof *s);
+        if (!s) {
+            return TRC_ENOMEM;
+        }
+        w->slots = s;
+        w->slots_cap = cap;
     }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        return sql_fail(w, "cannot look up a tensor", msg, msglen);
-    }
-    return found;
+    w->slots[slot] = *v;
+    return 0;
 }
 
-static int tensor_insert(trc_writer *w, const struct trc__jtensor *t, const char *hex,
-                         const char *shape, const uint8_t *blob, size_t blob_len, int64_t *id,
+/* Finds an identical full tensor: 1 found (*stored: its blob's length, -1 when none), 0 not.
+ * A rollback happens on an error (sticky: no job runs after it) or at close, so the map never
+ * has to answer for rows that were rolled back. */
+static int tensor_find(trc_writer *w, uint64_t h, const struct trc__jtensor *t, int64_t *id,
+                       int64_t *stored)
+{
+    assert(!w->dd.stale);
+    return trc__dedupe_find(&w->dd, h, t->dtype, t->n_dims, t->shape, id, stored);
+}
+
+static int dedupe_put(trc_writer *w, uint64_t h, const struct trc__jtensor *t,
+                      const struct trc__slot *v, char *msg, size_t msglen)
+{
+    if (t->known) {
+        return 0; /* partial tensors are never deduplicated */
+    }
+    if (trc__dedupe_put(&w->dd, h, t->dtype, t->n_dims, t->shape, v->id, v->stored) < 0) {
+        snprintf(msg, msglen, "out of memory");
+        return TRC_ENOMEM;
+    }
+    return 0;
+}
+
+static int tensor_insert(trc_writer *w, const struct trc__jtensor *t, uint64_t h,
+                         const struct trc__stats *s, const void *blob, size_t blob_len, int64_t *id,
                          char *msg, size_t msglen)
 {
     size_t width = trc__dtype_size(t->dtype);
-    struct trc__stats s;
-    trc__stats(t->data, t->dtype, (size_t)t->n_stored, &s);
+    char hex[17];
+    char shape[96];
+    trc__hash_hex(h, hex);
+    trc__shape_json(shape, sizeof shape, t->n_dims, t->shape);
     sqlite3_stmt *st = w->st_tins;
     sqlite3_bind_text(st, 1, trc__dtype_name(t->dtype), -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, shape, -1, SQLITE_STATIC);
@@ -456,12 +549,12 @@ static int tensor_insert(trc_writer *w, const struct trc__jtensor *t, const char
         sqlite3_bind_text(st, 6, TRC__CODEC, -1, SQLITE_STATIC);
         sqlite3_bind_blob64(st, 16, blob, blob_len, SQLITE_STATIC);
     }
-    bind_real_or_null(st, 7, s.min);
-    bind_real_or_null(st, 8, s.max);
-    bind_real_or_null(st, 9, s.mean);
-    bind_real_or_null(st, 10, s.rms);
-    sqlite3_bind_int64(st, 11, s.n_nan);
-    sqlite3_bind_int64(st, 12, s.n_inf);
+    bind_real_or_null(st, 7, s->min);
+    bind_real_or_null(st, 8, s->max);
+    bind_real_or_null(st, 9, s->mean);
+    bind_real_or_null(st, 10, s->rms);
+    sqlite3_bind_int64(st, 11, s->n_nan);
+    sqlite3_bind_int64(st, 12, s->n_inf);
     sqlite3_bind_int(st, 13, t->known != NULL);
     if (t->known) {
         sqlite3_bind_int64(st, 14, t->n_stored);
@@ -473,25 +566,79 @@ static int tensor_insert(trc_writer *w, const struct trc__jtensor *t, const char
     return rc;
 }
 
+/* A linked tensor with another shape than its source: the row of (hash, dtype, shape), made
+ * from the source's stats and, at level full, its blob (the same bytes make the same frame). */
+static int tensor_reshape(trc_writer *w, bool full, const struct trc__jtensor *t,
+                          const struct trc__slot *src, struct trc__slot *me, char *msg,
+                          size_t msglen)
+{
+    int64_t raw = full ? t->n_stored * (int64_t)trc__dtype_size(t->dtype) : 0;
+    int found = tensor_find(w, src->hash, t, &me->id, &me->stored);
+    if (found && (!full || me->stored >= 0)) {
+        count(w, raw, 0, true, true);
+        return 0;
+    }
+    sqlite3_stmt *st = w->st_tblob;
+    sqlite3_bind_int64(st, 1, src->id);
+    int rc = 0;
+    if (full && sqlite3_step(st) != SQLITE_ROW) {
+        rc = sql_fail(w, "cannot read a tensor", msg, msglen);
+    }
+    const void *blob = full && rc == 0 ? sqlite3_column_blob(st, 0) : NULL;
+    size_t blob_len = blob ? (size_t)sqlite3_column_bytes(st, 0) : 0;
+    if (rc == 0 && found) { /* upgrade a stats-only row */
+        sqlite3_bind_text(w->st_tupd, 1, TRC__CODEC, -1, SQLITE_STATIC);
+        sqlite3_bind_blob64(w->st_tupd, 2, blob, blob_len, SQLITE_STATIC);
+        sqlite3_bind_int64(w->st_tupd, 3, me->id);
+        rc = run(w, w->st_tupd, "cannot write a tensor", msg, msglen);
+    } else if (rc == 0) {
+        rc = tensor_insert(w, t, src->hash, &src->st, blob, blob_len, &me->id, msg, msglen);
+    }
+    sqlite3_reset(st);
+    me->stored = blob ? (int64_t)blob_len : -1;
+    count(w, raw, (int64_t)blob_len, found, true);
+    return rc < 0 ? rc : dedupe_put(w, src->hash, t, me, msg, msglen);
+}
+
+/* A linked tensor: its source's row when the shape is the same, else tensor_reshape. */
+static int tensor_link(trc_writer *w, enum trc_level level, const struct trc__jtensor *t,
+                       int64_t *id, char *msg, size_t msglen)
+{
+    if ((size_t)t->src >= w->slots_cap) {
+        snprintf(msg, msglen, "tensor '%s': link '%s' to an unknown slot", t->role, t->link);
+        return TRC_EINVAL;
+    }
+    const struct trc__slot src = w->slots[t->src];
+    if (t->has_hash && t->hash != src.hash) {
+        snprintf(msg, msglen, "tensor '%s' is linked to '%s' but its data differ", t->role,
+                 t->link);
+        return TRC_EINVAL;
+    }
+    bool full = level == TRC_LEVEL_FULL;
+    struct trc__slot me = src;
+    int rc = 0;
+    if (t->same_shape) {
+        count(w, full ? t->n_stored * (int64_t)trc__dtype_size(t->dtype) : 0, 0, true, true);
+    } else {
+        rc = tensor_reshape(w, full, t, &src, &me, msg, msglen);
+    }
+    *id = me.id;
+    return rc < 0 ? rc : slot_set(w, t->slot, &me);
+}
+
 /* Stores one tensor (deduplicated unless partial) and returns its id. */
 static int tensor_store(trc_writer *w, enum trc_level level, const struct trc__jtensor *t,
                         int64_t *id, char *msg, size_t msglen)
 {
+    if (t->src >= 0) {
+        return tensor_link(w, level, t, id, msg, msglen);
+    }
     size_t width = trc__dtype_size(t->dtype);
     size_t nbytes = (size_t)t->n_stored * width;
-    char hex[17];
-    char shape[96];
-    trc__hash_hex(trc__hash(t->data, nbytes), hex);
-    trc__shape_json(shape, sizeof shape, t->n_dims, t->shape);
-    int has_blob = 0;
-    int found = 0;
-    if (!t->known) {
-        found = tensor_find(w, hex, trc__dtype_name(t->dtype), shape, id, &has_blob, msg, msglen);
-        if (found < 0) {
-            return found;
-        }
-    }
-    bool want_blob = level == TRC_LEVEL_FULL && !(found && has_blob);
+    struct trc__slot me = {
+        .hash = t->has_hash ? t->hash : trc__hash(t->data, nbytes), .stored = -1, .st = t->st};
+    int found = t->known ? 0 : tensor_find(w, me.hash, t, &me.id, &me.stored);
+    bool want_blob = level == TRC_LEVEL_FULL && !(found && me.stored >= 0);
     const uint8_t *blob = NULL;
     size_t blob_len = 0;
     if (want_blob) {
@@ -500,43 +647,47 @@ static int tensor_store(trc_writer *w, enum trc_level level, const struct trc__j
         if (rc < 0) {
             return rc;
         }
+        me.stored = (int64_t)blob_len;
     }
-    count(w, level == TRC_LEVEL_FULL ? (int64_t)nbytes : 0, (int64_t)blob_len, found);
+    if (!t->has_stats && !found) {
+        trc__stats(t->data, t->dtype, (size_t)t->n_stored, &me.st);
+    }
+    count(w, level == TRC_LEVEL_FULL ? (int64_t)nbytes : 0, (int64_t)blob_len, found, false);
+    int rc = 0;
     if (!found) {
-        return tensor_insert(w, t, hex, shape, blob, blob_len, id, msg, msglen);
+        rc = tensor_insert(w, t, me.hash, &me.st, blob, blob_len, &me.id, msg, msglen);
+    } else if (want_blob) {
+        sqlite3_stmt *st = w->st_tupd; /* upgrade a stats-only row to full */
+        sqlite3_bind_text(st, 1, TRC__CODEC, -1, SQLITE_STATIC);
+        sqlite3_bind_blob64(st, 2, blob, blob_len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, me.id);
+        rc = run(w, st, "cannot write a tensor", msg, msglen);
     }
-    if (!want_blob) {
-        return 0;
+    if (rc == 0 && (!found || want_blob)) {
+        rc = dedupe_put(w, me.hash, t, &me, msg, msglen);
     }
-    sqlite3_stmt *st = w->st_tupd; /* upgrade a stats-only row to full */
-    sqlite3_bind_text(st, 1, TRC__CODEC, -1, SQLITE_STATIC);
-    sqlite3_bind_blob64(st, 2, blob, blob_len, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 3, *id);
-    return run(w, st, "cannot write a tensor", msg, msglen);
+    *id = me.id;
+    return rc < 0 ? rc : slot_set(w, t->slot, &me);
 }
 
 static int op_row(trc_writer *w, const struct trc__jop *op, char *msg, size_t msglen)
 {
-    sqlite3_stmt *st = w->st_op;
-    sqlite3_bind_int64(st, 1, op->id);
-    sqlite3_bind_int64(st, 2, op->run_id);
-    sqlite3_bind_int64(st, 3, op->step);
-    sqlite3_bind_int64(st, 4, op->seq);
-    if (op->layer >= 0) {
-        sqlite3_bind_int64(st, 5, op->layer);
-    }
-    sqlite3_bind_text(st, 6, op->kind, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 7, op->name, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(st, 8, op->pos0);
-    sqlite3_bind_int64(st, 9, op->n_pos);
-    if (op->params) {
-        sqlite3_bind_text(st, 10, op->params, -1, SQLITE_STATIC);
-    }
-    if (op->elapsed_ns >= 0) {
-        sqlite3_bind_int64(st, 11, op->elapsed_ns);
-    }
-    sqlite3_bind_text(st, 12, op->level == TRC_LEVEL_FULL ? "full" : "stats", -1, SQLITE_STATIC);
-    return run(w, st, "cannot write an op", msg, msglen);
+    const struct trc__bval none = {TRC__BV_NULL, 0, NULL};
+    struct trc__bval row[12] = {
+        {TRC__BV_INT, op->id, NULL},
+        {TRC__BV_INT, op->run_id, NULL},
+        {TRC__BV_INT, op->step, NULL},
+        {TRC__BV_INT, op->seq, NULL},
+        op->layer >= 0 ? (struct trc__bval){TRC__BV_INT, op->layer, NULL} : none,
+        {TRC__BV_TEXT, 0, op->kind},
+        {TRC__BV_TEXT, 0, op->name},
+        {TRC__BV_INT, op->pos0, NULL},
+        {TRC__BV_INT, op->n_pos, NULL},
+        op->params ? (struct trc__bval){TRC__BV_TEXT, 0, op->params} : none,
+        op->elapsed_ns >= 0 ? (struct trc__bval){TRC__BV_INT, op->elapsed_ns, NULL} : none,
+        {TRC__BV_TEXT, 0, op->level == TRC_LEVEL_FULL ? "full" : "stats"},
+    };
+    return trc__batch_add(&w->b_ops, w->db, row, msg, msglen);
 }
 
 static int op_insert(trc_writer *w, const struct trc__jop *op, char *msg, size_t msglen)
@@ -547,24 +698,22 @@ static int op_insert(trc_writer *w, const struct trc__jop *op, char *msg, size_t
         int64_t tid = 0;
         rc = tensor_store(w, op->level, &op->t[k], &tid, m, sizeof m);
         if (rc == 0) {
-            sqlite3_bind_int64(w->st_optensor, 1, op->id);
-            sqlite3_bind_text(w->st_optensor, 2, op->t[k].role, -1, SQLITE_STATIC);
-            sqlite3_bind_int64(w->st_optensor, 3, tid);
-            rc = run(w, w->st_optensor, "cannot write an op tensor", m, sizeof m);
+            const struct trc__bval row[3] = {{TRC__BV_INT, op->id, NULL},
+                                             {TRC__BV_TEXT, 0, op->t[k].role},
+                                             {TRC__BV_INT, tid, NULL}};
+            rc = trc__batch_add(&w->b_optensors, w->db, row, m, sizeof m);
         }
     }
     for (int k = 0; rc == 0 && k < op->n_weights; k++) {
-        sqlite3_bind_int64(w->st_opweight, 1, op->id);
-        sqlite3_bind_text(w->st_opweight, 2, op->wrole[k], -1, SQLITE_STATIC);
-        sqlite3_bind_text(w->st_opweight, 3, op->wname[k], -1, SQLITE_STATIC);
-        rc = run(w, w->st_opweight, "cannot write an op weight", m, sizeof m);
+        const struct trc__bval row[3] = {{TRC__BV_INT, op->id, NULL},
+                                         {TRC__BV_TEXT, 0, op->wrole[k]},
+                                         {TRC__BV_TEXT, 0, op->wname[k]}};
+        rc = trc__batch_add(&w->b_opweights, w->db, row, m, sizeof m);
     }
     if (rc < 0) {
         snprintf(msg, msglen, "op '%s' (step %lld): %s", op->name, (long long)op->step, m);
         return rc;
     }
-    pthread_mutex_lock(&w->mu);
-    w->st.n_ops++;
-    pthread_mutex_unlock(&w->mu);
+    w->wst.n_ops++;
     return 0;
 }

@@ -1,10 +1,11 @@
 /*
  * trc_writer.c - the recording side of trc.h, as the engine sees it: argument checks, recording
- * rules, copying tensors into self-contained jobs, and a bounded FIFO drained by one worker
- * thread that hashes, computes stats, compresses and writes (trc_wdb.c). The engine's thread
- * only copies: one malloc + memcpy per op. The queue holds at most queue_mb of tensor bytes, so
- * memory stays bounded whatever the engine's pace; trc_step_end waits for the step's commit.
- * A worker error is sticky: every later call returns it, and committed steps stay valid.
+ * rules, runs, tokens and steps, and a bounded FIFO of self-contained jobs drained by one
+ * worker thread that hashes, computes stats, compresses and writes (trc_wdb.c). Ops are turned
+ * into jobs by trc_writer_op.c. The queue holds at most queue_mb of job bytes, so memory stays
+ * bounded whatever the engine's pace; the worker is woken in batches (not for every op: each
+ * wake-up takes a core from the engine), and trc_step_end waits for the step's commit. A worker
+ * error is sticky: every later call returns it, and committed steps stay valid.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,21 +14,31 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
 #include <sys/file.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "trc_writer_int.h"
 
-static int64_t now_ns(void)
+/* The worker is woken once this many bytes (or op jobs) wait, or at once for any other job.
+ * On a machine the engine keeps busy, every wake-up takes a core from the engine: ops at level
+ * stats (a few hundred bytes each) wait for trc_step_end, copies at level full go in 1 MiB
+ * batches so that compression overlaps the step. */
+enum { WAKE_JOBS = 4096, WAKE_BYTES = 1 << 20 };
+
+int64_t trc__now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-__attribute__((format(printf, 3, 4))) static int fail(trc_writer *w, int code, const char *fmt, ...)
+int trc__wfail(trc_writer *w, int code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -46,12 +57,9 @@ const char *trc_writer_errmsg(const trc_writer *w)
 static void job_process(trc_writer *w, struct trc__job *job)
 {
     char msg[TRC__MSG_SIZE - 128];
-    int64_t t0 = now_ns();
+    int64_t t0 = trc__now_ns();
     int rc = 0;
-    pthread_mutex_lock(&w->mu);
-    bool skip = w->werr != 0;
-    pthread_mutex_unlock(&w->mu);
-    if (!skip) {
+    if (atomic_load(&w->werr) == 0) {
         rc = trc__wdb_job(w, job, msg, sizeof msg);
     }
     pthread_mutex_lock(&w->mu);
@@ -59,11 +67,23 @@ static void job_process(trc_writer *w, struct trc__job *job)
         w->werr = rc;
         snprintf(w->wmsg, sizeof w->wmsg, "%s: %s", w->path, msg);
     }
-    w->st.worker_ns += now_ns() - t0;
+    w->wst.worker_ns += trc__now_ns() - t0;
+    w->st.n_ops = w->wst.n_ops; /* publish the worker's counters */
+    w->st.n_tensors = w->wst.n_tensors;
+    w->st.n_dedup = w->wst.n_dedup;
+    w->st.n_linked = w->wst.n_linked;
+    w->st.raw_bytes = w->wst.raw_bytes;
+    w->st.stored_bytes = w->wst.stored_bytes;
+    w->st.worker_ns = w->wst.worker_ns;
     w->queued_bytes -= job->bytes;
     w->done = job->seqno;
-    pthread_cond_broadcast(&w->cv_done);
-    pthread_cond_broadcast(&w->cv_space);
+    /* wake the caller only for what it waits for: not once per op of the step it waits on */
+    if (w->wait_seqno && w->done >= w->wait_seqno) {
+        pthread_cond_signal(&w->cv_done);
+    }
+    if (w->wait_space && w->queued_bytes + w->wait_space <= w->cap_bytes) {
+        pthread_cond_signal(&w->cv_space);
+    }
     pthread_mutex_unlock(&w->mu);
     free(job);
 }
@@ -71,11 +91,18 @@ static void job_process(trc_writer *w, struct trc__job *job)
 static void *worker_main(void *arg)
 {
     trc_writer *w = arg;
+#ifdef __linux__
+    prctl(PR_SET_NAME, "trc-writer", 0, 0, 0); /* for top -H and perf */
+#endif
     pthread_mutex_lock(&w->mu);
     for (;;) {
         while (!w->head && !w->stop) {
+            w->idle = true;
+            w->pending_jobs = 0;
+            w->pending_bytes = 0;
             pthread_cond_wait(&w->cv_work, &w->mu);
         }
+        w->idle = false;
         if (!w->head) {
             break; /* stop requested and the queue is drained */
         }
@@ -92,11 +119,20 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
+/* Wakes the worker if it sleeps (mu held). */
+static void wake(trc_writer *w)
+{
+    if (w->idle) {
+        w->pending_jobs = 0;
+        w->pending_bytes = 0;
+        pthread_cond_signal(&w->cv_work);
+    }
+}
+
 /* Hands a job (malloc'd, owned by the queue from now on) to the worker; waits for room first.
  * Returns the job's sequence number. */
-static uint64_t submit(trc_writer *w, struct trc__job *job)
+uint64_t trc__submit(trc_writer *w, struct trc__job *job)
 {
-    int64_t t0 = now_ns();
     pthread_mutex_lock(&w->mu);
     job->seqno = ++w->submitted;
     if (!w->has_thread) {
@@ -105,8 +141,15 @@ static uint64_t submit(trc_writer *w, struct trc__job *job)
         job_process(w, job);
         return w->submitted;
     }
-    while (w->queued_bytes > 0 && w->queued_bytes + job->bytes > w->cap_bytes) {
-        pthread_cond_wait(&w->cv_space, &w->mu);
+    if (w->queued_bytes > 0 && w->queued_bytes + job->bytes > w->cap_bytes) {
+        int64_t t0 = trc__now_ns();
+        wake(w);
+        w->wait_space = job->bytes;
+        while (w->queued_bytes > 0 && w->queued_bytes + job->bytes > w->cap_bytes) {
+            pthread_cond_wait(&w->cv_space, &w->mu);
+        }
+        w->wait_space = 0;
+        w->st.wait_ns += trc__now_ns() - t0;
     }
     w->queued_bytes += job->bytes;
     job->next = NULL;
@@ -116,8 +159,12 @@ static uint64_t submit(trc_writer *w, struct trc__job *job)
         w->head = job;
     }
     w->tail = job;
-    w->st.wait_ns += now_ns() - t0;
-    pthread_cond_signal(&w->cv_work);
+    w->pending_jobs++;
+    w->pending_bytes += job->bytes;
+    if (job->kind != TRC__JOB_OP || w->pending_jobs >= WAKE_JOBS ||
+        w->pending_bytes >= WAKE_BYTES) {
+        wake(w);
+    }
     uint64_t seqno = job->seqno;
     pthread_mutex_unlock(&w->mu);
     return seqno;
@@ -126,12 +173,14 @@ static uint64_t submit(trc_writer *w, struct trc__job *job)
 /* Waits until job seqno is processed; returns the sticky worker error (copied to w->msg). */
 static int wait_done(trc_writer *w, uint64_t seqno)
 {
-    int64_t t0 = now_ns();
+    int64_t t0 = trc__now_ns();
     pthread_mutex_lock(&w->mu);
+    w->wait_seqno = seqno;
     while (w->done < seqno) {
         pthread_cond_wait(&w->cv_done, &w->mu);
     }
-    w->st.wait_ns += now_ns() - t0;
+    w->wait_seqno = 0;
+    w->st.wait_ns += trc__now_ns() - t0;
     int rc = w->werr;
     if (rc < 0) {
         snprintf(w->msg, sizeof w->msg, "%s", w->wmsg);
@@ -141,8 +190,11 @@ static int wait_done(trc_writer *w, uint64_t seqno)
 }
 
 /* The sticky error without waiting. */
-static int sticky(trc_writer *w)
+int trc__sticky(trc_writer *w)
 {
+    if (atomic_load(&w->werr) == 0) {
+        return 0;
+    }
     pthread_mutex_lock(&w->mu);
     int rc = w->werr;
     if (rc < 0) {
@@ -237,6 +289,9 @@ static void writer_free(trc_writer *w)
     }
     free(w->rules);
     trc__codec_scratch_release(&w->cs);
+    trc__links_release(&w->links);
+    free(w->slots);
+    trc__dedupe_release(&w->dd);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv_work);
     pthread_cond_destroy(&w->cv_space);
@@ -302,9 +357,9 @@ int trc_writer_close(trc_writer *w)
     if (!w) {
         return 0;
     }
-    int rc = sticky(w);
+    int rc = trc__sticky(w);
     if (w->in_step) {
-        submit(w, job_new(w, TRC__JOB_STEP_ABORT, 0)); /* an incomplete step is not kept */
+        trc__submit(w, job_new(w, TRC__JOB_STEP_ABORT, 0)); /* an incomplete step is not kept */
         w->in_step = false;
         if (rc == 0 && w->run_id) {
             trc_run_end(w, "error");
@@ -315,7 +370,7 @@ int trc_writer_close(trc_writer *w)
     }
     struct trc__job *sync = job_new(w, TRC__JOB_SYNC, 0);
     if (sync) {
-        wait_done(w, submit(w, sync));
+        wait_done(w, trc__submit(w, sync));
     }
     if (w->has_thread) {
         pthread_mutex_lock(&w->mu);
@@ -327,7 +382,7 @@ int trc_writer_close(trc_writer *w)
     char msg[TRC__MSG_SIZE];
     int crc = trc__wdb_close(w, msg, sizeof msg);
     if (rc == 0) {
-        rc = sticky(w);
+        rc = trc__sticky(w);
     }
     if (rc == 0 && crc < 0) {
         rc = crc;
@@ -428,22 +483,24 @@ int trc_writer_add_rule(trc_writer *w, const char *rule)
     char op[2];
     long long v;
     if (!rule || rule_level(rule, &lvl, &pat) < 0) {
-        return fail(w, TRC_EINVAL, "bad recording rule '%s': level must be none, stats or full",
-                    rule ? rule : "(null)");
+        return trc__wfail(w, TRC_EINVAL,
+                          "bad recording rule '%s': level must be none, stats or full",
+                          rule ? rule : "(null)");
     }
     if (pat && (!*pat || step_cond(pat, op, &v) < 0 || strpbrk(pat, "\"\\"))) {
-        return fail(w, TRC_EINVAL,
-                    "bad recording rule '%s': pattern must be a name glob or step<N, step<=N, "
-                    "step=N, step>=N, step>N",
-                    rule);
+        return trc__wfail(
+            w, TRC_EINVAL,
+            "bad recording rule '%s': pattern must be a name glob or step<N, step<=N, "
+            "step=N, step>=N, step>N",
+            rule);
     }
     char **r = realloc(w->rules, (size_t)(w->n_rules + 1) * sizeof *r);
     if (!r) {
-        return fail(w, TRC_ENOMEM, "out of memory");
+        return trc__wfail(w, TRC_ENOMEM, "out of memory");
     }
     w->rules = r;
     if (!(w->rules[w->n_rules] = strdup(rule))) {
-        return fail(w, TRC_ENOMEM, "out of memory");
+        return trc__wfail(w, TRC_ENOMEM, "out of memory");
     }
     w->n_rules++;
     if (w->run_id) { /* keep runs.record_rules up to date */
@@ -451,12 +508,12 @@ int trc_writer_add_rule(trc_writer *w, const char *rule)
         struct trc__job *job = js ? job_new(w, TRC__JOB_RULES, strlen(js) + 1) : NULL;
         if (!job) {
             free(js);
-            return fail(w, TRC_ENOMEM, "out of memory");
+            return trc__wfail(w, TRC_ENOMEM, "out of memory");
         }
         char *cur = (char *)(job + 1);
         job->s[0] = put_str(&cur, js);
         free(js);
-        submit(w, job);
+        trc__submit(w, job);
     }
     return 0;
 }
@@ -478,20 +535,20 @@ enum trc_level trc_writer_level(trc_writer *w, const char *name, int64_t step)
 
 int trc_run_begin(trc_writer *w, const char *source, int64_t *run_id)
 {
-    int rc = sticky(w);
+    int rc = trc__sticky(w);
     if (rc < 0) {
         return rc;
     }
     if (w->run_id) {
-        return fail(w, TRC_EINVAL, "%s: run %lld is still open; end it first", w->path,
-                    (long long)w->run_id);
+        return trc__wfail(w, TRC_EINVAL, "%s: run %lld is still open; end it first", w->path,
+                          (long long)w->run_id);
     }
     char *js = rules_json(w);
     const char *src = source && *source ? source : "unknown";
     struct trc__job *job = js ? job_new(w, TRC__JOB_RUN_BEGIN, slen(src) + slen(js)) : NULL;
     if (!job) {
         free(js);
-        return fail(w, TRC_ENOMEM, "out of memory");
+        return trc__wfail(w, TRC_ENOMEM, "out of memory");
     }
     w->run_id = ++w->n_runs;
     job->i[0] = w->run_id;
@@ -504,7 +561,7 @@ int trc_run_begin(trc_writer *w, const char *source, int64_t *run_id)
     if (run_id) {
         *run_id = w->run_id;
     }
-    return wait_done(w, submit(w, job));
+    return wait_done(w, trc__submit(w, job));
 }
 
 /* Common part of trc_run_set_*: checks the key against runs' typed columns. */
@@ -512,33 +569,33 @@ static int run_set(trc_writer *w, const char *key, int vtype, const char *s, int
 {
     static const char want[] = {'T', 'I', 'R'};
     static const char *const fn[] = {"trc_run_set_str", "trc_run_set_i64", "trc_run_set_f64"};
-    int rc = sticky(w);
+    int rc = trc__sticky(w);
     if (rc < 0) {
         return rc;
     }
     if (!w->run_id) {
-        return fail(w, TRC_EINVAL, "%s: no open run (call trc_run_begin first)", w->path);
+        return trc__wfail(w, TRC_EINVAL, "%s: no open run (call trc_run_begin first)", w->path);
     }
     if (!key || !*key || (vtype == 0 && !s)) {
-        return fail(w, TRC_EINVAL, "%s: run setting needs a key and a value", w->path);
+        return trc__wfail(w, TRC_EINVAL, "%s: run setting needs a key and a value", w->path);
     }
     char type = 0;
     const char *col = trc__run_column(key, &type);
     if (col && type == '-') {
-        return fail(w, TRC_EINVAL, "%s: run key '%s' is written by the tracer itself", w->path,
-                    key);
+        return trc__wfail(w, TRC_EINVAL, "%s: run key '%s' is written by the tracer itself",
+                          w->path, key);
     }
     if (col && type != want[vtype] && !(type == 'R' && vtype == 1)) {
         int k = type == 'T' ? 0 : type == 'I' ? 1 : 2;
-        return fail(w, TRC_EINVAL, "%s: run key '%s' has type %s; use %s", w->path, key,
-                    type == 'T'   ? "text"
-                    : type == 'I' ? "integer"
-                                  : "real",
-                    fn[k]);
+        return trc__wfail(w, TRC_EINVAL, "%s: run key '%s' has type %s; use %s", w->path, key,
+                          type == 'T'   ? "text"
+                          : type == 'I' ? "integer"
+                                        : "real",
+                          fn[k]);
     }
     struct trc__job *job = job_new(w, TRC__JOB_RUN_SET, slen(key) + slen(s));
     if (!job) {
-        return fail(w, TRC_ENOMEM, "out of memory");
+        return trc__wfail(w, TRC_ENOMEM, "out of memory");
     }
     char *cur = (char *)(job + 1);
     job->s[0] = put_str(&cur, key);
@@ -547,7 +604,7 @@ static int run_set(trc_writer *w, const char *key, int vtype, const char *s, int
     job->vtype = vtype;
     job->i[1] = i;
     job->f = f;
-    submit(w, job);
+    trc__submit(w, job);
     return 0;
 }
 
@@ -568,43 +625,43 @@ int trc_run_set_f64(trc_writer *w, const char *key, double value)
 
 int trc_run_end(trc_writer *w, const char *status)
 {
-    int rc = sticky(w);
+    int rc = trc__sticky(w);
     if (rc < 0) {
         return rc;
     }
     if (!w->run_id) {
-        return fail(w, TRC_EINVAL, "%s: no open run to end", w->path);
+        return trc__wfail(w, TRC_EINVAL, "%s: no open run to end", w->path);
     }
     if (w->in_step) {
-        return fail(w, TRC_EINVAL, "%s: step %lld is still open; end it first", w->path,
-                    (long long)w->step);
+        return trc__wfail(w, TRC_EINVAL, "%s: step %lld is still open; end it first", w->path,
+                          (long long)w->step);
     }
     if (!status || (strcmp(status, "complete") != 0 && strcmp(status, "error") != 0)) {
-        return fail(w, TRC_EINVAL, "%s: run status must be 'complete' or 'error'", w->path);
+        return trc__wfail(w, TRC_EINVAL, "%s: run status must be 'complete' or 'error'", w->path);
     }
     struct trc__job *job = job_new(w, TRC__JOB_RUN_END, slen(status));
     if (!job) {
-        return fail(w, TRC_ENOMEM, "out of memory");
+        return trc__wfail(w, TRC_ENOMEM, "out of memory");
     }
     char *cur = (char *)(job + 1);
     job->s[0] = put_str(&cur, status);
     w->run_id = 0;
-    return wait_done(w, submit(w, job));
+    return wait_done(w, trc__submit(w, job));
 }
 
 int trc_token_add(trc_writer *w, int64_t index, int32_t id, const char *piece, bool is_prompt,
                   bool is_bos, float prob, float logit)
 {
-    int rc = sticky(w);
+    int rc = trc__sticky(w);
     if (rc < 0) {
         return rc;
     }
     if (!w->run_id) {
-        return fail(w, TRC_EINVAL, "%s: no open run (call trc_run_begin first)", w->path);
+        return trc__wfail(w, TRC_EINVAL, "%s: no open run (call trc_run_begin first)", w->path);
     }
     struct trc__job *job = job_new(w, TRC__JOB_TOKEN, slen(piece));
     if (!job) {
-        return fail(w, TRC_ENOMEM, "out of memory");
+        return trc__wfail(w, TRC_ENOMEM, "out of memory");
     }
     char *cur = (char *)(job + 1);
     job->s[0] = put_str(&cur, piece);
@@ -614,52 +671,54 @@ int trc_token_add(trc_writer *w, int64_t index, int32_t id, const char *piece, b
     job->i[4] = is_bos;
     job->f = (double)prob;
     job->g = (double)logit;
-    submit(w, job);
+    trc__submit(w, job);
     return 0;
 }
 
 int trc_step_begin(trc_writer *w, int64_t step, int64_t pos0, int64_t n_tokens)
 {
-    int rc = sticky(w);
+    int rc = trc__sticky(w);
     if (rc < 0) {
         return rc;
     }
     if (!w->run_id) {
-        return fail(w, TRC_EINVAL, "%s: no open run (call trc_run_begin first)", w->path);
+        return trc__wfail(w, TRC_EINVAL, "%s: no open run (call trc_run_begin first)", w->path);
     }
     if (w->in_step) {
-        return fail(w, TRC_EINVAL, "%s: step %lld is still open", w->path, (long long)w->step);
+        return trc__wfail(w, TRC_EINVAL, "%s: step %lld is still open", w->path,
+                          (long long)w->step);
     }
     if (step < 0 || (w->any_step && step <= w->last_step) || pos0 < 0 || n_tokens < 0) {
-        return fail(w, TRC_EINVAL,
-                    "%s: bad step %lld (pos0 %lld, n_tokens %lld): steps increase from 0", w->path,
-                    (long long)step, (long long)pos0, (long long)n_tokens);
+        return trc__wfail(w, TRC_EINVAL,
+                          "%s: bad step %lld (pos0 %lld, n_tokens %lld): steps increase from 0",
+                          w->path, (long long)step, (long long)pos0, (long long)n_tokens);
     }
     struct trc__job *job = job_new(w, TRC__JOB_STEP_BEGIN, 0);
     if (!job) {
-        return fail(w, TRC_ENOMEM, "out of memory");
+        return trc__wfail(w, TRC_ENOMEM, "out of memory");
     }
     w->in_step = true;
     w->step = step;
     w->step_pos0 = pos0;
     w->step_n_tokens = n_tokens;
     w->seq = 0;
-    submit(w, job);
+    trc__links_reset(&w->links);
+    trc__submit(w, job);
     return 0;
 }
 
 int trc_step_end(trc_writer *w, int64_t elapsed_ns)
 {
-    int rc = sticky(w);
+    int rc = trc__sticky(w);
     if (rc < 0) {
         return rc;
     }
     if (!w->in_step) {
-        return fail(w, TRC_EINVAL, "%s: no open step to end", w->path);
+        return trc__wfail(w, TRC_EINVAL, "%s: no open step to end", w->path);
     }
     struct trc__job *job = job_new(w, TRC__JOB_STEP_END, 0);
     if (!job) {
-        return fail(w, TRC_ENOMEM, "out of memory");
+        return trc__wfail(w, TRC_ENOMEM, "out of memory");
     }
     job->i[1] = w->step;
     job->i[2] = w->step_pos0;
@@ -668,193 +727,5 @@ int trc_step_end(trc_writer *w, int64_t elapsed_ns)
     w->in_step = false;
     w->any_step = true;
     w->last_step = w->step;
-    return wait_done(w, submit(w, job));
-}
-
-/* ---- ops ----------------------------------------------------------------------------------- */
-
-static int check_tensor(trc_writer *w, const struct trc_op *op, int k, int64_t *n_elems)
-{
-    const struct trc_tensor *t = &op->tensors[k];
-    size_t width = trc__dtype_size(t->dtype);
-    int64_t n = 1;
-    if (!t->role || !*t->role || !width || t->n_dims < 1 || t->n_dims > 4) {
-        return fail(w, TRC_EINVAL, "%s: op '%s': tensor %d needs a role, a dtype and 1..4 dims",
-                    w->path, op->name, k);
-    }
-    for (int d = 0; d < t->n_dims; d++) {
-        if (t->shape[d] < 0 || (t->shape[d] > 0 && n > TRC__MAX_TENSOR_BYTES / t->shape[d])) {
-            return fail(w, TRC_EINVAL, "%s: op '%s': tensor '%s' has a bad shape", w->path,
-                        op->name, t->role);
-        }
-        n *= t->shape[d];
-    }
-    int64_t n_stored = t->known ? t->n_known : n;
-    if (n_stored * (int64_t)width > TRC__MAX_TENSOR_BYTES || (n_stored > 0 && !t->data) ||
-        (t->known && (t->n_known < 0 || t->n_known > n))) {
-        return fail(w, TRC_EINVAL, "%s: op '%s': tensor '%s': missing data or too large", w->path,
-                    op->name, t->role);
-    }
-    for (int64_t i = 0; t->known && i < t->n_known; i++) {
-        if (t->known[i] < 0 || t->known[i] >= n || (i > 0 && t->known[i] <= t->known[i - 1])) {
-            return fail(w, TRC_EINVAL,
-                        "%s: op '%s': tensor '%s': known indices must increase within [0, %lld)",
-                        w->path, op->name, t->role, (long long)n);
-        }
-    }
-    for (int j = 0; j < k; j++) {
-        if (strcmp(op->tensors[j].role, t->role) == 0) {
-            return fail(w, TRC_EINVAL, "%s: op '%s': role '%s' given twice", w->path, op->name,
-                        t->role);
-        }
-    }
-    *n_elems = n;
-    return 0;
-}
-
-static int check_op(trc_writer *w, const struct trc_op *op)
-{
-    if (!op || !op->name || !*op->name || !op->kind || !*op->kind) {
-        return fail(w, TRC_EINVAL, "%s: an op needs a name and a kind", w->path);
-    }
-    if (op->n_tensors < 0 || op->n_weights < 0 || (op->n_tensors > 0 && !op->tensors) ||
-        (op->n_weights > 0 && !op->weights)) {
-        return fail(w, TRC_EINVAL, "%s: op '%s': bad tensor or weight list", w->path, op->name);
-    }
-    for (int k = 0; k < op->n_tensors; k++) {
-        int64_t n;
-        int rc = check_tensor(w, op, k, &n);
-        if (rc < 0) {
-            return rc;
-        }
-    }
-    for (int k = 0; k < op->n_weights; k++) {
-        const struct trc_weight *wt = &op->weights[k];
-        if (!wt->role || !*wt->role || !wt->name || !*wt->name) {
-            return fail(w, TRC_EINVAL, "%s: op '%s': weight %d needs a role and a name", w->path,
-                        op->name, k);
-        }
-        for (int j = 0; j < k; j++) {
-            if (strcmp(op->weights[j].role, wt->role) == 0) {
-                return fail(w, TRC_EINVAL, "%s: op '%s': weight role '%s' given twice", w->path,
-                            op->name, wt->role);
-            }
-        }
-    }
-    return 0;
-}
-
-/* Bump allocation inside one block; with base NULL it only measures. */
-struct arena {
-    uint8_t *base;
-    size_t off;
-};
-
-static void *arena_put(struct arena *a, const void *src, size_t n, size_t align)
-{
-    a->off = (a->off + align - 1) / align * align;
-    void *p = a->base ? a->base + a->off : NULL;
-    if (p && src && n) {
-        memcpy(p, src, n);
-    }
-    a->off += n;
-    return p;
-}
-
-static const char *arena_str(struct arena *a, const char *s)
-{
-    return s ? arena_put(a, s, strlen(s) + 1, 1) : NULL;
-}
-
-/* Lays the op out in the arena (twice: measure, then copy). Returns the tensor bytes. */
-static size_t op_layout(struct arena *a, const struct trc_op *op, struct trc__jop **out)
-{
-    size_t bytes = 0;
-    struct trc__jop *jo = arena_put(a, NULL, sizeof *jo, 8);
-    struct trc__jtensor *jt = arena_put(a, NULL, (size_t)op->n_tensors * sizeof *jt, 8);
-    const char **wr = arena_put(a, NULL, (size_t)op->n_weights * sizeof *wr, 8);
-    const char **wn = arena_put(a, NULL, (size_t)op->n_weights * sizeof *wn, 8);
-    const char *name = arena_str(a, op->name);
-    const char *kind = arena_str(a, op->kind);
-    const char *params = arena_str(a, op->params_json);
-    for (int k = 0; k < op->n_weights; k++) {
-        const char *r = arena_str(a, op->weights[k].role);
-        const char *n = arena_str(a, op->weights[k].name);
-        if (a->base) {
-            wr[k] = r;
-            wn[k] = n;
-        }
-    }
-    for (int k = 0; k < op->n_tensors; k++) {
-        const struct trc_tensor *t = &op->tensors[k];
-        int64_t n = 1;
-        for (int d = 0; d < t->n_dims; d++) {
-            n *= t->shape[d];
-        }
-        int64_t n_stored = t->known ? t->n_known : n;
-        size_t nb = (size_t)n_stored * trc__dtype_size(t->dtype);
-        const char *role = arena_str(a, t->role);
-        const void *data = arena_put(a, t->data, nb, 64);
-        const int64_t *known =
-            t->known ? arena_put(a, t->known, (size_t)t->n_known * sizeof(int64_t), 8) : NULL;
-        bytes += nb;
-        if (a->base) {
-            jt[k] = (struct trc__jtensor){role, t->dtype, t->n_dims, {0}, n, n_stored, data, known};
-            memcpy(jt[k].shape, t->shape, sizeof jt[k].shape);
-        }
-    }
-    if (a->base) {
-        *jo = (struct trc__jop){.name = name,
-                                .kind = kind,
-                                .params = params,
-                                .n_tensors = op->n_tensors,
-                                .n_weights = op->n_weights,
-                                .t = jt,
-                                .wrole = wr,
-                                .wname = wn};
-        *out = jo;
-    }
-    return bytes;
-}
-
-int trc_op_record(trc_writer *w, const struct trc_op *op)
-{
-    int rc = sticky(w);
-    if (rc < 0) {
-        return rc;
-    }
-    if (!w->in_step) {
-        return fail(w, TRC_EINVAL, "%s: trc_op_record outside a step (call trc_step_begin)",
-                    w->path);
-    }
-    rc = check_op(w, op);
-    if (rc < 0) {
-        return rc;
-    }
-    int64_t seq = w->seq++;
-    enum trc_level level = trc_writer_level(w, op->name, w->step);
-    if (level == TRC_LEVEL_NONE) {
-        return 0;
-    }
-    struct arena a = {NULL, sizeof(struct trc__job)};
-    op_layout(&a, op, NULL);
-    struct trc__job *job = calloc(1, a.off);
-    if (!job) {
-        return fail(w, TRC_ENOMEM, "%s: out of memory copying op '%s'", w->path, op->name);
-    }
-    a = (struct arena){(uint8_t *)job, sizeof(struct trc__job)};
-    job->kind = TRC__JOB_OP;
-    job->bytes = op_layout(&a, op, &job->op);
-    struct trc__jop *jo = job->op;
-    jo->id = ++w->n_ops;
-    jo->run_id = w->run_id;
-    jo->step = w->step;
-    jo->seq = seq;
-    jo->layer = op->layer;
-    jo->pos0 = op->pos0;
-    jo->n_pos = op->n_pos;
-    jo->elapsed_ns = op->elapsed_ns;
-    jo->level = level;
-    submit(w, job);
-    return 0;
+    return wait_done(w, trc__submit(w, job));
 }

@@ -1,12 +1,14 @@
 /*
  * trc_writer_int.h - the writer's private state, shared by trc_writer.c (the API side: checks,
- * copies, the bounded job queue and the worker thread) and trc_wdb.c (the database side: every
- * SQL statement the writer runs, executed on the worker thread, or inline when synchronous).
+ * the bounded job queue and the worker thread), trc_writer_op.c (ops into jobs: links, stats,
+ * copies) and trc_wdb.c (the database side: every SQL statement the writer runs, executed on
+ * the worker thread, or inline when synchronous).
  */
 #ifndef TRC_WRITER_INT_H
 #define TRC_WRITER_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "trc_int.h"
@@ -24,7 +26,8 @@ enum trc__job_kind {
     TRC__JOB_OP,         /* op */
 };
 
-/* A tensor of a queued op: data and known point into the job's own allocation. */
+/* A tensor of a queued op: data and known point into the job's own allocation. Each tensor of
+ * a step has a slot (0, 1, ... in call order) through which later tensors link to it. */
 struct trc__jtensor {
     const char *role;
     enum trc_dtype dtype;
@@ -32,10 +35,17 @@ struct trc__jtensor {
     int64_t shape[4];
     int64_t n_elems;
     int64_t n_stored;
-    const void *data;
+    const void *data;     /* the copy; NULL when linked, or when the caller computed the stats */
     const int64_t *known; /* NULL unless partial */
+    int32_t slot;
+    int32_t src;      /* linked: the slot of the tensor it is the same as; else -1 */
+    const char *link; /* linked: its "OP/ROLE" (for messages) */
+    bool same_shape;  /* linked with the same shape: shares the source's row */
+    bool has_hash;    /* hash computed by the caller (level stats, or checked links) */
+    bool has_stats;   /* st computed by the caller (level stats) */
+    uint64_t hash;
+    struct trc__stats st;
 };
-
 struct trc__jop {
     int64_t id, run_id, step, seq, layer, pos0, n_pos, elapsed_ns;
     enum trc_level level;
@@ -43,6 +53,78 @@ struct trc__jop {
     int n_tensors, n_weights;
     struct trc__jtensor *t;
     const char **wrole, **wname;
+};
+
+/* The caller's table of the tensors recorded in the open step (trc_writer.c): open addressing
+ * on the hash of "OP/ROLE"; entries of older steps are recognized by their generation. */
+struct trc__link {
+    uint64_t key_hash;
+    uint32_t gen;
+    uint32_t key; /* offset of the NUL-terminated "OP/ROLE" in keys */
+    int32_t slot;
+    int8_t level, dtype, n_dims;
+    int64_t n_stored;
+    int64_t shape[4];
+};
+
+struct trc__links {
+    struct trc__link *e; /* (cap), a power of two */
+    size_t cap, n;
+    uint32_t gen;
+    char *keys;
+    size_t keys_len, keys_cap;
+    int32_t n_slots;
+};
+
+/* The writer thread's view of a slot: the row it ended in, its hash, stats and blob size. */
+struct trc__slot {
+    int64_t id;
+    uint64_t hash;
+    int64_t stored; /* length of the row's blob, -1 when it has none */
+    struct trc__stats st;
+};
+
+/* The writer thread's map of stored tensors (trc_writer_dedupe.c). */
+struct trc__dshape {
+    uint64_t h;
+    int dtype, n_dims;
+    int64_t shape[4];
+};
+
+struct trc__dentry {
+    uint64_t hash;  /* content hash */
+    uint32_t shape; /* interned (dtype, shape) */
+    int64_t id;     /* row id; 0 = empty entry */
+    int64_t stored; /* blob length, -1 when stats only */
+};
+
+struct trc__dedupe {
+    struct trc__dentry *e; /* (cap), a power of two */
+    size_t cap, n;
+    struct trc__dshape *shapes; /* (n_shapes) */
+    uint32_t *shape_slot;       /* (shape_cap) open addressing: index + 1, 0 = empty */
+    size_t shape_cap;
+    uint32_t n_shapes;
+    bool stale; /* a rollback happened: the map may list rows that are gone */
+};
+
+/* Rows buffered for one multi-row INSERT (trc_writer_batch.c). A value is NULL, an integer
+ * (i) or a text (s when given; stored at offset i of the batch's text buffer). */
+#define TRC__BATCH 32
+enum { TRC__BV_NULL, TRC__BV_INT, TRC__BV_TEXT };
+struct trc__bval {
+    int type;
+    int64_t i;
+    const char *s;
+};
+
+struct trc__batch {
+    const char *table;
+    int n_cols, n_rows;
+    sqlite3_stmt *one, *many; /* INSERT of 1 and of TRC__BATCH rows */
+    struct trc__bval *v;      /* (TRC__BATCH, n_cols) */
+    char *text;
+    size_t text_len, text_cap;
 };
 
 struct trc__job {
@@ -65,11 +147,14 @@ struct trc_writer {
     pthread_mutex_t mu;
     pthread_cond_t cv_work, cv_space, cv_done;
     pthread_t thread;
-    bool has_thread, stop;
+    bool has_thread, stop, idle; /* idle: the worker waits on cv_work */
     struct trc__job *head, *tail;
     size_t queued_bytes, cap_bytes;
+    size_t pending_bytes, pending_jobs; /* submitted since the worker was last woken */
+    uint64_t wait_seqno; /* the caller waits on cv_done until done reaches it (0: no) */
+    size_t wait_space;   /* the caller waits on cv_space for room for this many bytes */
     uint64_t submitted, done;
-    int werr;                   /* sticky worker error */
+    _Atomic int werr;           /* sticky worker error (read without mu on the fast path) */
     char wmsg[TRC__MSG_SIZE];   /* its message */
     struct trc_writer_stats st; /* counters (worker side under mu) */
     /* caller side */
@@ -80,13 +165,50 @@ struct trc_writer {
     int64_t step, last_step, step_pos0, step_n_tokens, seq;
     char **rules;
     int n_rules;
+    bool check_links;
+    struct trc__links links; /* tensors of the open step, by "OP/ROLE" */
     /* worker side */
     int zstd_level;
     bool in_tx;
     struct trc__codec_scratch cs;
-    sqlite3_stmt *st_op, *st_tfind, *st_tins, *st_tupd, *st_optensor, *st_opweight, *st_token,
-        *st_step;
+    struct trc__slot *slots; /* (slots_cap) by slot of the current step */
+    size_t slots_cap;
+    struct trc__dedupe dd;       /* every full (not partial) tensor row of the file */
+    struct trc_writer_stats wst; /* the worker's counters, copied into st after each job */
+    char *schema_at_close;       /* the part of schema/trace.sql run by trc__wdb_close */
+    sqlite3_stmt *st_tins, *st_tupd, *st_tblob, *st_token, *st_step;
+    struct trc__batch b_ops, b_optensors, b_opweights;
 };
+
+/* Queue and errors (trc_writer.c). trc__wfail formats the caller-side message and returns code;
+ * trc__submit hands a malloc'd job to the worker (or runs it, synchronous) and returns its
+ * sequence number; trc__sticky is the sticky worker error (message copied to w->msg). */
+int64_t trc__now_ns(void);
+__attribute__((format(printf, 3, 4))) int trc__wfail(trc_writer *w, int code, const char *fmt, ...);
+uint64_t trc__submit(trc_writer *w, struct trc__job *job);
+int trc__sticky(trc_writer *w);
+
+/* The step's link table (trc_writer_op.c): emptied at each trc_step_begin. */
+void trc__links_reset(struct trc__links *t);
+void trc__links_release(struct trc__links *t);
+
+/* The dedupe map (trc_writer_dedupe.c): find gives 1 and the row, or 0; put adds or updates. */
+int trc__dedupe_find(struct trc__dedupe *d, uint64_t hash, enum trc_dtype dt, int n_dims,
+                     const int64_t *shape, int64_t *id, int64_t *stored);
+int trc__dedupe_put(struct trc__dedupe *d, uint64_t hash, enum trc_dtype dt, int n_dims,
+                    const int64_t *shape, int64_t id, int64_t stored);
+void trc__dedupe_release(struct trc__dedupe *d);
+
+/* Batches (trc_writer_batch.c): add copies the row (and its texts) and inserts the batch when
+ * it is full; flush inserts what is buffered; discard drops it (after a ROLLBACK). Errors are
+ * TRC_EIO with "cannot write <table> rows: <reason>" in msg. */
+int trc__batch_init(struct trc__batch *b, sqlite3 *db, const char *table, const char *cols,
+                    int n_cols);
+void trc__batch_release(struct trc__batch *b);
+int trc__batch_add(struct trc__batch *b, sqlite3 *db, const struct trc__bval *row, char *msg,
+                   size_t msglen);
+int trc__batch_flush(struct trc__batch *b, sqlite3 *db, char *msg, size_t msglen);
+void trc__batch_discard(struct trc__batch *b);
 
 /* Database side (trc_wdb.c). */
 int trc__wdb_open(trc_writer *w, char *msg, size_t msglen);

@@ -173,7 +173,8 @@ struct series {
     double pp[64], tg[64];
 };
 
-static int run_series(struct bench *b, const char *level, struct series *s, double *trace_bytes)
+static int run_series(struct bench *b, const char *level, struct series *s, double *trace_bytes,
+                      struct trc_writer_stats *wst)
 {
     for (int r = 0; r < b->reps; r++) {
         trc_writer *w = NULL;
@@ -201,7 +202,8 @@ static int run_series(struct bench *b, const char *level, struct series *s, doub
             if (rc == 0 && trc_run_end(w, "complete") < 0) {
                 rc = vw_error("%s: %s", path, trc_writer_errmsg(w));
             }
-            trc_writer_close(w); /* the flush belongs to the cost of tracing */
+            trc_writer_get_stats(w, wst); /* of the last repetition */
+            trc_writer_close(w);          /* the flush belongs to the cost of tracing */
             tt += now_s() - t0;
             struct stat st;
             *trace_bytes = stat(path, &st) == 0 ? (double)st.st_size : 0;
@@ -223,12 +225,23 @@ static void print_series(const char *what, const double *v, int reps)
     printf("%-26s %8.2f %8.2f %8.2f\n", what, v[0], v[reps / 2], v[reps - 1]);
 }
 
+/* The tracer's own counters (last repetition): where the cost of recording goes. */
+static void print_tracer(const char *level, const struct trc_writer_stats *s, double toks)
+{
+    printf("tracer %-5s per token: %.0f ops, %.0f tensors (%.0f linked, %.0f stored once), "
+           "engine thread %.2f ms in trc_op_record + %.2f ms waiting, writer thread %.2f ms\n",
+           level, (double)s->n_ops / toks, (double)s->n_tensors / toks, (double)s->n_linked / toks,
+           (double)s->n_dedup / toks, (double)s->record_ns / toks / 1e6,
+           (double)s->wait_ns / toks / 1e6, (double)s->worker_ns / toks / 1e6);
+}
+
 static int bench_main(struct bench *b, bool trace)
 {
     struct series plain, full, stats;
+    struct trc_writer_stats ws_full = {0}, ws_stats = {0};
     double tb_full = 0, tb_stats = 0;
     const double wb = weight_bytes(b->m);
-    int rc = run_series(b, NULL, &plain, &tb_full);
+    int rc = run_series(b, NULL, &plain, &tb_full, &ws_full);
     if (rc) {
         return rc;
     }
@@ -248,8 +261,8 @@ static int bench_main(struct bench *b, bool trace)
     if (!trace) {
         return 0;
     }
-    if ((rc = run_series(b, "full", &full, &tb_full)) ||
-        (rc = run_series(b, "stats", &stats, &tb_stats))) {
+    if ((rc = run_series(b, "full", &full, &tb_full, &ws_full)) ||
+        (rc = run_series(b, "stats", &stats, &tb_stats, &ws_stats))) {
         return rc;
     }
     const double raw = b->raw_bytes, toks = (double)(b->pp + b->tg);
@@ -266,6 +279,8 @@ static int bench_main(struct bench *b, bool trace)
     printf("raw tensor throughput while generating: %.1f MB/s\n",
            raw / toks * full.tg[b->reps / 2] / 1e6);
     printf("stats-only trace: %.2f MB\n", tb_stats / 1e6);
+    print_tracer("full", &ws_full, toks);
+    print_tracer("stats", &ws_stats, toks);
     return 0;
 }
 

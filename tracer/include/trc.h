@@ -4,8 +4,10 @@
  *
  * Any engine can use it (ours is one user): open a writer, describe the run, then for each
  * decode call begin a step, record ops with their named tensors, and end the step (the step is
- * committed atomically: a crash loses at most the step in progress). The trace format is
- * defined in schema/trace.sql. This header names no SQLite or zstd type.
+ * committed atomically when trc_step_end returns). Durability: a killed process (SIGKILL,
+ * abort, crash) loses at most the step in progress; an OS crash or power loss may also lose the
+ * last committed steps (SQLite WAL with synchronous=NORMAL), never the file's integrity. The
+ * trace format is defined in schema/trace.sql. This header names no SQLite or zstd type.
  *
  * Errors: functions return 0 or a negative TRC_E* code; detail is available from
  * trc_writer_errmsg / trc_reader_errmsg (owned by the handle, valid until the next call on it).
@@ -97,7 +99,9 @@ typedef struct trc_writer trc_writer;
 struct trc_writer_opts {
     bool overwrite;   /* replace an existing file (otherwise TRC_EEXIST) */
     int queue_mb;     /* bound on tensor bytes waiting for compression; 0 = default (256) */
-    int zstd_level;   /* 0 = default (1: fast; ratio within 2% of level 3 on activations) */
+    int zstd_level;   /* 0 = default: zstd's fast matching (level -30) with Huffman-coded
+                         literals, one block per byte plane: on activations about as small as
+                         level 3 at 2-3x its speed; else a zstd level as is (1..19, negative) */
     bool synchronous; /* compress on the caller's thread (no worker); default false */
 };
 
@@ -135,20 +139,43 @@ int trc_token_add(trc_writer *w, int64_t index, int32_t id, const char *piece, b
 int trc_step_begin(trc_writer *w, int64_t step, int64_t pos0, int64_t n_tokens);
 int trc_step_end(trc_writer *w, int64_t elapsed_ns);
 
-/* Records one op of the current step. Tensor data are copied before return (the level decides
- * whether full data or only stats are kept). Ops get their execution order from call order. */
+/* Records one op of the current step. The tensors are dealt with before return: at level full
+ * their data are copied (the writer thread hashes and compresses the copy), at level stats the
+ * hash and stats are computed on the caller's thread and nothing is copied. Ops get their
+ * execution order from call order. */
 int trc_op_record(trc_writer *w, const struct trc_op *op);
+
+/*
+ * trc_op_record for engines that know where their inputs come from. same_as (NULL, or one entry
+ * per tensor of op, each NULL or not) names, as "OP/ROLE" (e.g. "blk.0.attn_norm/out"), a tensor
+ * recorded earlier in the same step whose data are exactly this tensor's data: same dtype and
+ * number of elements (the shape may differ). The tracer then neither copies nor hashes it: the op
+ * gets the same stored tensor (a new tensors row when the shape differs, with the bytes copied in
+ * the database). Readers see ordinary op_tensors rows. The tensor's data must still be given: it
+ * is used when the link cannot be honoured (no such tensor in this step, e.g. its op was at level
+ * none; recorded at a lower level than this op; another dtype or size). The engine must only
+ * link when the bytes are truly unchanged: trc_writer_check_links verifies it.
+ */
+int trc_op_record_linked(trc_writer *w, const struct trc_op *op, const char *const *same_as);
+/* Debugging aid: with on, every linked tensor is also hashed and compared with the tensor it
+ * names; a difference is a sticky TRC_EINVAL naming the op, the role and the link. Default off. */
+int trc_writer_check_links(trc_writer *w, bool on);
 
 /* Counters of a writer, for benchmarks (`lltrace bench --trace`). Consistent after
  * trc_step_end; in between they lag behind the queue. */
 struct trc_writer_stats {
     int64_t n_ops;        /* ops recorded (level stats or full) */
     int64_t n_tensors;    /* tensors recorded */
-    int64_t n_dedup;      /* of which identical to one already stored (stored once) */
-    int64_t raw_bytes;    /* raw bytes of the tensors recorded at level full */
+    int64_t n_dedup;      /* of which stored once: identical to one already stored, or linked */
+    int64_t raw_bytes;    /* raw bytes of the tensors recorded at level full (linked included) */
     int64_t stored_bytes; /* compressed bytes written for them */
-    int64_t worker_ns;    /* time spent hashing, compressing and writing */
+    int64_t worker_ns;    /* writer thread: hashing, stats, compressing and SQLite (at level
+                             stats the caller computes hash and stats, see record_ns) */
     int64_t wait_ns;      /* time the caller spent blocked (queue full, trc_step_end) */
+    int64_t record_ns;    /* time the caller spent in trc_op_record: checks, links, hash and
+                             stats at level stats, copies at level full */
+    int64_t n_linked;     /* tensors stored through a link (trc_op_record_linked): no copy, no
+                             hash; those sharing the linked row also count in n_dedup */
 };
 int trc_writer_get_stats(trc_writer *w, struct trc_writer_stats *out);
 

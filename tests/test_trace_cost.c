@@ -1,0 +1,481 @@
+/*
+ * Tests of what makes recording cheap (issue 4, "Cost"): links between tensors of a step
+ * (trc_op_record_linked) store nothing twice and fall back to the data when they cannot be
+ * honoured; trc_writer_check_links catches a wrong link; the engine's links (src/record.c)
+ * name exactly the data it passes, at every level mix and KV type; the SIMD stats equal a plain
+ * reference; the codec's plane-per-block frames decode and compress like level 3; the two
+ * indexes built at close exist only then; and the thread pool's waits (spin, yield, sleep) lose
+ * no job.
+ */
+#include <check.h>
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include "lm.h"
+#include "pool_int.h"
+#include "testutil.h"
+#include "trc.h"
+#include "trc_int.h"
+
+static char g_dir[1024];
+
+static const char *tpath(const char *name)
+{
+    static char buf[4][1200];
+    static int k;
+    if (!g_dir[0]) {
+        lt_tmp_dir(g_dir, sizeof g_dir, "trace_cost");
+    }
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
+    return buf[k];
+}
+
+static trc_writer *wopen(const char *path, bool sync)
+{
+    trc_writer *w = NULL;
+    char err[TRC_ERRBUF_SIZE];
+    struct trc_writer_opts o = {.overwrite = true, .synchronous = sync};
+    ck_assert_msg(trc_writer_open(path, &o, &w, err, sizeof err) == 0, "%s", err);
+    return w;
+}
+
+static struct trc_tensor tf(const char *role, int n_dims, int64_t a, int64_t b, const void *x)
+{
+    struct trc_tensor t = {.role = role, .dtype = TRC_DTYPE_F32, .n_dims = n_dims, .data = x};
+    t.shape[0] = a;
+    t.shape[1] = b;
+    return t;
+}
+
+static int rec(trc_writer *w, const char *name, const struct trc_tensor *ts, int n,
+               const char *const *same_as)
+{
+    struct trc_op op = {.name = name,
+                        .kind = "test",
+                        .layer = -1,
+                        .n_pos = 1,
+                        .elapsed_ns = -1,
+                        .tensors = ts,
+                        .n_tensors = n};
+    return trc_op_record_linked(w, &op, same_as);
+}
+
+/* The text of a one-value query (static buffer). */
+static const char *q1(sqlite3 *db, const char *sql)
+{
+    static char out[1024];
+    sqlite3_stmt *st = NULL;
+    snprintf(out, sizeof out, "ERROR");
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+        const char *s = (const char *)sqlite3_column_text(st, 0);
+        snprintf(out, sizeof out, "%s", s ? s : "NULL");
+    }
+    sqlite3_finalize(st);
+    return out;
+}
+
+static int64_t op_tid(trc_reader *r, const char *op, const char *role)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT tensor_id FROM op_tensors JOIN ops ON ops.id = op_id WHERE name = '%s' AND "
+             "role = '%s' ORDER BY op_id DESC LIMIT 1",
+             op, role);
+    return atoll(q1(trc_reader_sql_handle(r), sql));
+}
+
+/* ---- links through the API ----------------------------------------------------------------- */
+
+static void write_links(const char *p, bool sync)
+{
+    float a[6] = {1, 2, 3, 4, 5, 6};
+    float other[6] = {9, 9, 9, 9, 9, 9};
+    trc_writer *w = wopen(p, sync);
+    ck_assert_int_eq(trc_writer_add_rule(w, "stats:s.*"), 0);
+    ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);
+    ck_assert_int_eq(trc_step_begin(w, 0, 0, 1), 0);
+    struct trc_tensor out = tf("out", 2, 2, 3, a);
+    ck_assert_int_eq(rec(w, "a", &out, 1, NULL), 0);
+    const char *to_a[1] = {"a/out"};
+    struct trc_tensor same = tf("in0", 2, 2, 3, other); /* data ignored: the link wins */
+    ck_assert_int_eq(rec(w, "same", &same, 1, to_a), 0);
+    struct trc_tensor flat = tf("in0", 1, 6, 0, a); /* another shape: a row of its own */
+    ck_assert_int_eq(rec(w, "flat", &flat, 1, to_a), 0);
+    const char *to_flat[1] = {"flat/in0"}; /* a link to a linked tensor */
+    ck_assert_int_eq(rec(w, "flat2", &flat, 1, to_flat), 0);
+    const char *to_none[1] = {"nothing/out"};
+    struct trc_tensor own = tf("in0", 2, 2, 3, other);
+    ck_assert_int_eq(rec(w, "fallback", &own, 1, to_none), 0);
+    struct trc_tensor small = tf("in0", 1, 4, 0, a); /* another size: falls back to data */
+    ck_assert_int_eq(rec(w, "size", &small, 1, to_a), 0);
+    ck_assert_int_eq(rec(w, "s.stats", &out, 1, NULL), 0);   /* level stats */
+    const char *to_s[1] = {"s.stats/out"};                   /* full op: cannot use a stats */
+    ck_assert_int_eq(rec(w, "upgrade", &same, 1, to_s), 0);  /* row, takes the data instead */
+    ck_assert_int_eq(rec(w, "s.linked", &same, 1, to_a), 0); /* stats op, full source: fine */
+    ck_assert_int_eq(trc_step_end(w, -1), 0);
+    ck_assert_int_eq(trc_step_begin(w, 1, 1, 1), 0); /* links do not cross steps */
+    ck_assert_int_eq(rec(w, "next", &own, 1, to_a), 0);
+    ck_assert_int_eq(trc_step_end(w, -1), 0);
+    struct trc_writer_stats st;
+    ck_assert_int_eq(trc_writer_get_stats(w, &st), 0);
+    ck_assert_int_eq(st.n_linked, 4); /* same, flat, flat2, s.linked */
+    ck_assert_int_eq(st.n_tensors, 10);
+    ck_assert_int_eq(trc_writer_close(w), 0);
+}
+
+static void check_links_trace(const char *p)
+{
+    trc_reader *r = NULL;
+    char err[TRC_ERRBUF_SIZE];
+    ck_assert_msg(trc_reader_open(p, &r, err, sizeof err) == 0, "%s", err);
+    int64_t ta = op_tid(r, "a", "out");
+    ck_assert_int_eq(op_tid(r, "same", "in0"), ta);
+    ck_assert_int_eq(op_tid(r, "s.linked", "in0"), ta);
+    int64_t tflat = op_tid(r, "flat", "in0");
+    ck_assert_int_ne(tflat, ta);
+    ck_assert_int_eq(op_tid(r, "flat2", "in0"), tflat);
+    struct trc_tensor_info ia;
+    struct trc_tensor_info ib;
+    ck_assert_int_eq(trc_reader_tensor_info(r, ta, &ia), 0);
+    ck_assert_int_eq(trc_reader_tensor_info(r, tflat, &ib), 0);
+    ck_assert_str_eq(ia.hash, ib.hash);
+    ck_assert(ib.n_dims == 1 && ib.shape[0] == 6 && ib.has_data && ib.max == 6.0);
+    float x[6];
+    ck_assert_int_eq(trc_reader_tensor_f32(r, tflat, x, 6), 0); /* the copied frame verifies */
+    ck_assert(x[0] == 1.0f && x[5] == 6.0f);
+    const char *fallbacks[3] = {"fallback", "upgrade", "next"};
+    for (int i = 0; i < 3; i++) { /* stored from the given data (all nines) */
+        ck_assert_int_eq(trc_reader_tensor_info(r, op_tid(r, fallbacks[i], "in0"), &ib), 0);
+        ck_assert(ib.has_data && ib.min == 9.0 && ib.max == 9.0);
+    }
+    ck_assert_int_eq(trc_reader_tensor_info(r, op_tid(r, "size", "in0"), &ib), 0);
+    ck_assert(ib.n_elems == 4 && ib.max == 4.0);
+    trc_reader_close(r);
+}
+
+START_TEST(test_trace_cost_links)
+{
+    write_links(tpath("links.trace"), false);
+    check_links_trace(tpath("links.trace"));
+    write_links(tpath("links_sync.trace"), true);
+    check_links_trace(tpath("links_sync.trace"));
+}
+END_TEST
+
+START_TEST(test_trace_cost_check_links)
+{
+    const char *p = tpath("badlink.trace");
+    float a[4] = {1, 2, 3, 4};
+    float b[4] = {1, 2, 3, 5};
+    trc_writer *w = wopen(p, false);
+    ck_assert_int_eq(trc_writer_check_links(w, true), 0);
+    ck_assert_int_eq(trc_writer_check_links(NULL, true), TRC_EINVAL);
+    ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);
+    ck_assert_int_eq(trc_step_begin(w, 0, 0, 1), 0);
+    struct trc_tensor t = tf("out", 1, 4, 0, a);
+    ck_assert_int_eq(rec(w, "a", &t, 1, NULL), 0);
+    const char *to_a[1] = {"a/out"};
+    struct trc_tensor good = tf("in0", 1, 4, 0, a);
+    ck_assert_int_eq(rec(w, "good", &good, 1, to_a), 0);
+    struct trc_tensor bad = tf("in0", 1, 4, 0, b);
+    ck_assert_int_eq(rec(w, "bad", &bad, 1, to_a), 0); /* checked on the writer thread */
+    ck_assert_int_eq(trc_step_end(w, -1), TRC_EINVAL);
+    ck_assert_ptr_nonnull(strstr(trc_writer_errmsg(w), "'in0' is linked to 'a/out' but its data"));
+    ck_assert_ptr_nonnull(strstr(trc_writer_errmsg(w), "op 'bad'"));
+    ck_assert_int_eq(trc_writer_close(w), TRC_EINVAL);
+}
+END_TEST
+
+/* ---- the engine's links -------------------------------------------------------------------- */
+
+/* Every (step, op, role) the engine passed, with the lt64 of its data. */
+struct seen {
+    char key[1100][256];
+    uint64_t hash[1100];
+    int n;
+};
+
+static void observe(void *user, int64_t step, const struct trc_op *op)
+{
+    struct seen *s = user;
+    for (int k = 0; k < op->n_tensors && s->n < 1100; k++) {
+        const struct trc_tensor *t = &op->tensors[k];
+        int64_t n = 1;
+        for (int d = 0; d < t->n_dims; d++) {
+            n *= t->shape[d];
+        }
+        snprintf(s->key[s->n], sizeof s->key[0], "%lld %s %s", (long long)step, op->name, t->role);
+        s->hash[s->n++] = trc__hash(t->data, (size_t)n * trc__dtype_size(t->dtype));
+    }
+}
+
+/* Records a 6-token prompt then 3 tokens with links checked, and compares every op tensor of the
+ * trace with what the engine passed. */
+static void engine_links(const char *model, int kv_type, const char *rule, const char *p)
+{
+    char err[512];
+    lm_model *m = NULL;
+    lm_ctx *c = NULL;
+    struct seen *s = calloc(1, sizeof *s);
+    trc_writer *w = wopen(p, false);
+    ck_assert_int_eq(trc_writer_check_links(w, true), 0);
+    ck_assert_int_eq(trc_writer_add_rule(w, rule), 0);
+    ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);
+    ck_assert_msg(lm_model_open(model, &m, err, sizeof err) == 0, "%s", err);
+    struct lm_ctx_opts co = {0};
+    lm_faults_init(&co.faults);
+    co.n_threads = 2;
+    co.kv_type = kv_type;
+    co.trace = w;
+    co.on_op = observe;
+    co.on_op_user = s;
+    ck_assert_msg(lm_ctx_create(m, &co, &c, err, sizeof err) == 0, "%s", err);
+    int32_t toks[6] = {1, 17, 42, 99, 7, 300};
+    ck_assert_msg(lm_ctx_decode(c, toks, 6) == 0, "%s", lm_ctx_errmsg(c));
+    for (int i = 0; i < 3; i++) {
+        ck_assert_msg(lm_ctx_decode(c, &toks[i + 1], 1) == 0, "%s", lm_ctx_errmsg(c));
+    }
+    lm_ctx_destroy(c);
+    lm_model_close(m);
+    struct trc_writer_stats st;
+    ck_assert_int_eq(trc_writer_get_stats(w, &st), 0);
+    ck_assert_int_eq(trc_writer_close(w), 0);
+    ck_assert_int_gt(st.n_linked, st.n_tensors / 3);
+    trc_reader *r = NULL;
+    ck_assert_msg(trc_reader_open(p, &r, err, sizeof err) == 0, "%s", err);
+    sqlite3_stmt *q = NULL;
+    ck_assert_int_eq(sqlite3_prepare_v2(trc_reader_sql_handle(r),
+                                        "SELECT o.step || ' ' || o.name || ' ' || ot.role, t.hash "
+                                        "FROM ops o JOIN op_tensors ot ON ot.op_id = o.id JOIN "
+                                        "tensors t ON t.id = ot.tensor_id",
+                                        -1, &q, NULL),
+                     SQLITE_OK);
+    int n = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        const char *key = (const char *)sqlite3_column_text(q, 0);
+        int i = 0;
+        while (i < s->n && strcmp(s->key[i], key) != 0) {
+            i++;
+        }
+        ck_assert_msg(i < s->n, "%s: not passed by the engine", key);
+        char hex[17];
+        trc__hash_hex(s->hash[i], hex);
+        ck_assert_msg(strcmp(hex, (const char *)sqlite3_column_text(q, 1)) == 0,
+                      "%s (%s): stored %s, engine passed %s", key, rule, sqlite3_column_text(q, 1),
+                      hex);
+        n++;
+    }
+    sqlite3_finalize(q);
+    ck_assert_int_eq(n, s->n); /* every tensor the engine passed is in the trace */
+    trc_reader_close(r);
+    free(s);
+}
+
+START_TEST(test_trace_cost_engine_links)
+{
+    char model[1200];
+    snprintf(model, sizeof model, "%s", tpath("tiny.gguf"));
+    lt_make_tiny_model(model, 11);
+    engine_links(model, LM_TYPE_F32, "full", tpath("e1.trace"));
+    engine_links(model, LM_TYPE_F16, "full", tpath("e2.trace"));
+    engine_links(model, LM_TYPE_F32, "stats", tpath("e3.trace"));
+    engine_links(model, LM_TYPE_F32, "stats:blk.0.attn_norm", tpath("e4.trace"));
+    engine_links(model, LM_TYPE_F32, "stats:blk.1.*", tpath("e5.trace"));
+}
+END_TEST
+
+/* ---- stats, codec, indexes ----------------------------------------------------------------- */
+
+START_TEST(test_trace_cost_stats_lanes)
+{
+    static const size_t sizes[] = {0, 1, 7, 8, 9, 17, 1000, 1003};
+    float *x = malloc(1003 * sizeof *x);
+    uint32_t s = 5;
+    for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
+        size_t n = sizes[z];
+        double sum = 0, sq = 0, lo = INFINITY, hi = -INFINITY;
+        int64_t nan = 0, inf = 0;
+        for (size_t i = 0; i < n; i++) {
+            s = s * 1664525u + 1013904223u;
+            x[i] = (float)((int32_t)(s >> 8) - (1 << 23)) / 4096.0f;
+            if (i % 97 == 13) {
+                x[i] = i % 2 ? NAN : -INFINITY;
+            }
+            if (isnan(x[i]) || isinf(x[i])) {
+                nan += isnan(x[i]) ? 1 : 0;
+                inf += isinf(x[i]) ? 1 : 0;
+                continue;
+            }
+            double v = (double)x[i];
+            sum += v;
+            sq += v * v;
+            lo = v < lo ? v : lo;
+            hi = v > hi ? v : hi;
+        }
+        struct trc__stats st;
+        trc__stats(x, TRC_DTYPE_F32, n, &st);
+        double k = (double)(n - (size_t)nan - (size_t)inf);
+        ck_assert_int_eq(st.n_nan, nan);
+        ck_assert_int_eq(st.n_inf, inf);
+        if (k == 0) {
+            ck_assert(isnan(st.mean) && isnan(st.min));
+            continue;
+        }
+        ck_assert(st.min == lo && st.max == hi);
+        ck_assert_double_eq_tol(st.mean, sum / k, 1e-9 * (fabs(sum / k) + 1));
+        ck_assert_double_eq_tol(st.rms, sqrt(sq / k), 1e-12 * sqrt(sq / k));
+    }
+    free(x);
+}
+END_TEST
+
+/* Activation-like rows: a smooth per-channel scale times normal noise. */
+static void activations(float *x, size_t n, uint32_t seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        double u1 = ((seed >> 8) + 1) / 16777217.0;
+        seed = seed * 1664525u + 1013904223u;
+        double u2 = (seed >> 8) / 16777216.0;
+        double g = sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2);
+        x[i] = (float)(g * (0.5 + 0.4 * sin((double)(i % 2048) * 0.01)));
+    }
+}
+
+START_TEST(test_trace_cost_codec_planes)
+{
+    static const size_t sizes[] = {0, 3, 1023, 1024, 2048, 5632, 40000};
+    float *x = malloc(40000 * sizeof *x);
+    float *back = malloc(40000 * sizeof *back);
+    struct trc__codec_scratch cs = {0};
+    char msg[256];
+    activations(x, 40000, 3);
+    for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
+        for (size_t width = 2; width <= 4; width += 2) {
+            size_t n = sizes[z] * 4 / width;
+            const uint8_t *blob;
+            size_t len;
+            ck_assert_int_eq(trc__codec_encode(&cs, 0, x, n, width, &blob, &len, msg, sizeof msg),
+                             0);
+            ck_assert_uint_eq(ZSTD_getFrameContentSize(blob, len), n * width);
+            ck_assert_uint_eq(ZSTD_findFrameCompressedSize(blob, len), len); /* one frame */
+            ck_assert_int_eq(trc__codec_decode(blob, len, back, n * width, width, msg, sizeof msg),
+                             0);
+            ck_assert_mem_eq(back, x, n * width);
+        }
+    }
+    size_t total[2] = {0, 0}; /* default vs zstd level 3, tensor by tensor */
+    for (int lv = 0; lv < 2; lv++) {
+        for (size_t off = 0; off + 2048 <= 40000; off += 2048) {
+            const uint8_t *blob;
+            size_t len;
+            ck_assert_int_eq(
+                trc__codec_encode(&cs, lv ? 3 : 0, x + off, 2048, 4, &blob, &len, msg, sizeof msg),
+                0);
+            total[lv] += len;
+        }
+    }
+    ck_assert_msg((double)total[0] <= 1.02 * (double)total[1], "default %zu vs level 3 %zu",
+                  total[0], total[1]);
+    trc__codec_scratch_release(&cs);
+    free(x);
+    free(back);
+}
+END_TEST
+
+static int n_indexes(const char *path)
+{
+    sqlite3 *db = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    int n = atoi(q1(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('ops_by_name', "
+                        "'tensors_dedupe')"));
+    sqlite3_close(db);
+    return n;
+}
+
+START_TEST(test_trace_cost_indexes_at_close)
+{
+    const char *p = tpath("indexes.trace");
+    float a[3] = {1, 2, 3};
+    trc_writer *w = wopen(p, false);
+    ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);
+    ck_assert_int_eq(trc_step_begin(w, 0, 0, 1), 0);
+    struct trc_tensor t = tf("out", 1, 3, 0, a);
+    ck_assert_int_eq(rec(w, "x", &t, 1, NULL), 0);
+    ck_assert_int_eq(rec(w, "y", &t, 1, NULL), 0); /* deduplicated by the writer's map */
+    ck_assert_int_eq(trc_step_end(w, -1), 0);
+    ck_assert_int_eq(n_indexes(p), 0); /* a killed writer leaves them out */
+    ck_assert_int_eq(trc_writer_close(w), 0);
+    ck_assert_int_eq(n_indexes(p), 2);
+    sqlite3 *db = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(p, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    ck_assert_str_eq(q1(db, "SELECT count(*) FROM tensors"), "1");
+    ck_assert_str_eq(q1(db, "PRAGMA integrity_check"), "ok");
+    sqlite3_close(db);
+}
+END_TEST
+
+/* ---- the pool's waits ---------------------------------------------------------------------- */
+
+struct pjob {
+    int n_calls[2];
+    int slow; /* 0: none, 1: the helper is slow (the caller sleeps), 2: the caller is */
+};
+
+static void nap_ms(int ms)
+{
+    struct timespec ts = {0, (long)ms * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+static void pjob_fn(void *arg, int ith, int nth)
+{
+    struct pjob *j = arg;
+    ck_assert_int_eq(nth, 2);
+    if ((j->slow == 1 && ith == 1) || (j->slow == 2 && ith == 0)) {
+        nap_ms(3);
+    }
+    j->n_calls[ith]++;
+}
+
+START_TEST(test_trace_cost_pool_waits)
+{
+    lm_pool *p = lm_pool_create(2);
+    ck_assert_ptr_nonnull(p);
+    struct pjob j = {{0, 0}, 0};
+    for (int i = 0; i < 30; i++) {
+        j.slow = i % 3;
+        lm_pool_run(p, pjob_fn, &j);
+        if (i % 5 == 4) {
+            nap_ms(5); /* the helper goes through spin and yield to sleep */
+        }
+    }
+    ck_assert_int_eq(j.n_calls[0], 30);
+    ck_assert_int_eq(j.n_calls[1], 30);
+    lm_pool_destroy(p);
+}
+END_TEST
+
+Suite *trace_cost_suite(void); /* called by check_main.c */
+Suite *trace_cost_suite(void)
+{
+    Suite *s = suite_create("trace_cost");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_trace_cost_links);
+    tcase_add_test(tc, test_trace_cost_check_links);
+    tcase_add_test(tc, test_trace_cost_engine_links);
+    tcase_add_test(tc, test_trace_cost_stats_lanes);
+    tcase_add_test(tc, test_trace_cost_codec_planes);
+    tcase_add_test(tc, test_trace_cost_indexes_at_close);
+    tcase_add_test(tc, test_trace_cost_pool_waits);
+    suite_add_tcase(s, tc);
+    return s;
+}
