@@ -7,16 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-pkgs="cmake ninja-build gcc pkg-config libsqlite3-dev libzstd-dev check clang clang-format"
-if command -v apt-get >/dev/null 2>&1; then
-  missing=""
-  for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
-  if [ -n "$missing" ]; then
-    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
-  fi
-fi
+bash tests/deps.sh --dev
 
 echo "== format check"
 find src tracer viewer tests examples -name '*.[ch]' -print0 | xargs -0 clang-format --dry-run -Werror
