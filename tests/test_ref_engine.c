@@ -149,6 +149,16 @@ static struct stats compare(const float *a, const float *b, int64_t rows, int64_
     return s;
 }
 
+/* Greedy pick as llama.cpp's greedy sampler: the first maximum wins. */
+static int32_t argmax(const float *v, int64_t n)
+{
+    int32_t best = 0;
+    for (int64_t i = 1; i < n; i++) {
+        best = v[i] > v[best] ? (int32_t)i : best;
+    }
+    return best;
+}
+
 static int read_ids(FILE *f, int32_t *ids, int cap)
 {
     char line[4096];
@@ -206,11 +216,7 @@ static void check_set(const char *set, const char *model_rel, bool f32)
         if (k == n_gen) {
             break;
         }
-        int32_t best = 0;
-        for (int64_t i = 1; i < nv; i++) {
-            best = logits[i] > logits[best] ? (int32_t)i : best;
-        }
-        greedy_equal &= best == gen[k];
+        greedy_equal &= argmax(logits, nv) == gen[k];
         ck_assert_int_eq(lm_ctx_decode(ctx, &gen[k], 1), 0); /* follow the reference */
     }
 
@@ -294,39 +300,23 @@ static void check_set(const char *set, const char *model_rel, bool f32)
     lm_model_close(m);
 }
 
-START_TEST(test_ref_engine_stories260k)
-{
-    check_set("stories260k-once", "models/stories260k-f32.v3.gguf", true);
-}
-END_TEST
+struct ref_set {
+    const char *dir, *model;
+    bool f32;
+};
 
-START_TEST(test_ref_engine_small)
-{
-    check_set("small-hello", "models/small.gguf", true);
-}
-END_TEST
+static const struct ref_set sets[] = {
+    {"stories260k-once", "models/stories260k-f32.v3.gguf", true},
+    {"small-hello", "models/small.gguf", true},
+    {"synth256-f32-hello", "models/synth256-f32.gguf", true},
+    {"stories260k-q8_0-once", "refs/stories260k-q8_0-once/stories260k-q8_0.gguf", false},
+    {"synth256-q8_0-hello", "refs/synth256-q8_0-hello/synth256-q8_0.gguf", false},
+    {"synth256-q4_k_m-hello", "refs/synth256-q4_k_m-hello/synth256-q4_k_m.gguf", false},
+};
 
-START_TEST(test_ref_engine_synth256_f32)
+START_TEST(test_ref_engine_every_tensor)
 {
-    check_set("synth256-f32-hello", "models/synth256-f32.gguf", true);
-}
-END_TEST
-
-START_TEST(test_ref_engine_stories260k_q8_0)
-{
-    check_set("stories260k-q8_0-once", "refs/stories260k-q8_0-once/stories260k-q8_0.gguf", false);
-}
-END_TEST
-
-START_TEST(test_ref_engine_synth256_q8_0)
-{
-    check_set("synth256-q8_0-hello", "refs/synth256-q8_0-hello/synth256-q8_0.gguf", false);
-}
-END_TEST
-
-START_TEST(test_ref_engine_synth256_q4_k_m)
-{
-    check_set("synth256-q4_k_m-hello", "refs/synth256-q4_k_m-hello/synth256-q4_k_m.gguf", false);
+    check_set(sets[_i].dir, sets[_i].model, sets[_i].f32);
 }
 END_TEST
 
@@ -351,11 +341,7 @@ START_TEST(test_ref_engine_greedy_64)
     ck_assert_int_eq(lm_ctx_create(m, &co, &ctx, err, sizeof err), 0);
     ck_assert_int_eq(lm_ctx_decode(ctx, prompt, np), 0);
     for (int k = 0; k < ng; k++) {
-        const float *lg = lm_ctx_logits(ctx);
-        int32_t best = 0;
-        for (int64_t i = 1; i < lm_model_hparams(m)->n_vocab; i++) {
-            best = lg[i] > lg[best] ? (int32_t)i : best;
-        }
+        int32_t best = argmax(lm_ctx_logits(ctx), lm_model_hparams(m)->n_vocab);
         ck_assert_msg(best == gen[k], "token %d: %d, llama.cpp %d", k, best, gen[k]);
         ck_assert_int_eq(lm_ctx_decode(ctx, &best, 1), 0);
     }
@@ -371,12 +357,7 @@ Suite *ref_engine_suite(void)
     Suite *s = suite_create("ref_engine");
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 300);
-    tcase_add_test(tc, test_ref_engine_stories260k);
-    tcase_add_test(tc, test_ref_engine_small);
-    tcase_add_test(tc, test_ref_engine_synth256_f32);
-    tcase_add_test(tc, test_ref_engine_stories260k_q8_0);
-    tcase_add_test(tc, test_ref_engine_synth256_q8_0);
-    tcase_add_test(tc, test_ref_engine_synth256_q4_k_m);
+    tcase_add_loop_test(tc, test_ref_engine_every_tensor, 0, (int)(sizeof sets / sizeof sets[0]));
     tcase_add_test(tc, test_ref_engine_greedy_64);
     suite_add_tcase(s, tc);
     return s;
