@@ -1,9 +1,10 @@
--- schema/trace.sql - the lltrace trace format, version 1: the single definition of every table,
+-- schema/trace.sql - the lltrace trace format, version 2: the single definition of every table,
 -- index and view of a trace file. It is embedded into the tracer at build time
 -- (schema/embed.cmake -> trc__schema_sql) and executed once by the writer on a new, empty file;
--- nothing else creates tables. Readers check meta.schema_version: an older version is refused
--- (there is no older version yet: when version 2 exists, the tracer will carry the SQL that
--- migrates 1 -> 2), a newer one is refused with both version numbers in the message.
+-- nothing else creates tables. Readers check meta.schema_version: versions 1 and 2 are read, a
+-- newer one is refused with both version numbers in the message, one below 1 is refused. Version
+-- 1 has the same tables; only its tensor data are always ONE zstd frame, the one-frame case of
+-- version 2's codec (see tensors below), so version 1 files are read as they are.
 --
 -- Conventions used below:
 --   * "writer" is the tracer library (tracer/trc_writer.c); "engine" is whatever program calls
@@ -31,18 +32,18 @@
 -- without them those views fail with "no such function", the tables stay readable.
 
 PRAGMA application_id = 1280070738; -- 0x4C4C5452, "LLTR": lets file(1)-style tools identify traces
-PRAGMA user_version = 1;            -- mirrors meta.schema_version
+PRAGMA user_version = 2;            -- mirrors meta.schema_version
 
 -- Key/value facts about the file itself, written by the writer when it creates the file.
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY NOT NULL, -- see the keys below
     value TEXT                       -- always text; schema_version is a decimal integer
 );
--- schema_version: this file's format version (1). The writer also stores tool ("lltrace"),
+-- schema_version: this file's format version (2). The writer also stores tool ("lltrace"),
 -- tool_version (e.g. "0.1.0"), build_git (git describe of the tracer's build), build_type,
 -- build_compiler, build_flags (the C flags of the tracer library), created_at, zstd_version,
 -- sqlite_version and hash ("lt64": the content hash used by tensors.hash, see below).
-INSERT INTO meta (key, value) VALUES ('schema_version', '1');
+INSERT INTO meta (key, value) VALUES ('schema_version', '2');
 
 -- One row per run (one generation, or one imported dump). Written by the writer at
 -- trc_run_begin (id, source, status 'running', started_at), completed by the engine through
@@ -182,11 +183,19 @@ CREATE TABLE op_weights (
 -- dumps, which hold only some elements) are never deduplicated. (writer)
 --
 -- Codec 'shuffle-zstd' (data): the n_stored * width raw little-endian bytes are byte-shuffled
--- by element width (all elements' byte 0, then all byte 1, ... up to byte width-1), then
--- compressed as ONE zstd frame with the content size and the content checksum in its header.
+-- by element width (all elements' byte 0, then all byte 1, ... up to byte width-1): byte plane
+-- b is bytes [b * n_stored, (b + 1) * n_stored). The data are a sequence of zstd frames
+-- (RFC 8878) concatenated, a valid zstd stream that `zstd -d` decodes to the shuffled bytes:
+-- one frame per byte plane when width > 1 and n_stored >= 1024, else one frame for all bytes
+-- (version 1 files: always one frame). Every frame has its Frame_Content_Size and its
+-- Content_Checksum (low 32 bits of XXH64 of the frame's content, seed 0). A frame may hold
+-- only Raw blocks (Block_Type 0): the writer stores a plane so when its bytes look random
+-- (sampled byte histogram; at the default zstd_level only), else compresses it with zstd.
 -- Readers check, in order: n_elems = product(shape); nbytes = (partial ? n_known : n_elems) *
--- width; the frame's declared content size = nbytes; the frame decodes (checksum included);
--- lt64(unshuffled bytes) = hash. Any failure is "corrupt tensor data" naming the tensor.
+-- width; every frame is a zstd frame (not skippable) with content size and checksum; the sum of
+-- the frames' content sizes = nbytes; the frames decode (checksums included); lt64(unshuffled
+-- bytes) = hash. Readers accept any number of frames whose sizes add up. Any failure is
+-- "corrupt tensor data" naming the tensor.
 --
 -- Hash 'lt64' (hash): 64-bit, over the raw (unshuffled) bytes. State: four 64-bit lanes
 -- v = {P1+P2, P2, 0, -P1} (mod 2^64) with P1 = 0x9E3779B185EBCA87, P2 = 0xC2B2AE3D27D4EB4F,

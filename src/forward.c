@@ -28,16 +28,17 @@ struct mm_job {
     int64_t n;
     float *out; /* (n, w->m) */
     unsigned flags;
+    int64_t chunk_rows; /* a multiple of 16, so that no kernel block straddles two chunks */
+    lm_chunks chunks;
 };
 
 static void mm_worker(void *arg, int ith, int nth)
 {
-    const struct mm_job *j = arg;
-    /* Rows are split in blocks of 16 so that no kernel block straddles two threads. */
-    const int64_t nb = (j->w->m + 15) / 16;
-    const int64_t b0 = nb * ith / nth, b1 = nb * (ith + 1) / nth;
-    int64_t r0 = b0 * 16, r1 = b1 * 16 < j->w->m ? b1 * 16 : j->w->m;
-    if (r0 < r1) {
+    struct mm_job *j = arg;
+    (void)ith;
+    (void)nth;
+    for (int64_t r0; (r0 = lm_chunk_next(&j->chunks) * j->chunk_rows) < j->w->m;) {
+        const int64_t r1 = r0 + j->chunk_rows < j->w->m ? r0 + j->chunk_rows : j->w->m;
         lm_matmul_ex(j->w->type, j->w->k, j->w->m, j->w->data, j->act, j->act_stride, j->n, j->out,
                      j->w->m, r0, r1, j->flags);
     }
@@ -65,8 +66,14 @@ static void matmul(lm_ctx *c, const struct lm_weight *w, const float *x, int64_t
     struct conv_job cj = {w->type, x, w->k, n, c->act, lm_act_row_bytes(w->type, w->k)};
     /* A tied output matrix is token_embd, which llama.cpp never repacks. */
     struct mm_job mj = {w, c->act, cj.stride,
-                        n, out,    w->data == c->m->tok_embd.data ? LM_MM_NO_REPACK : 0u};
+                        n, out,    w->data == c->m->tok_embd.data ? LM_MM_NO_REPACK : 0u,
+                        0, {0}};
     const double work = (double)w->k * (double)w->m * (double)n;
+    /* About 8 chunks per worker, at least 64 rows each: few enough that taking one costs
+     * nothing, enough that a preempted worker's chunk is a small part of the job. */
+    const int64_t nth = lm_pool_size(c->pool);
+    mj.chunk_rows = (w->m / (8 * nth) + 15) / 16 * 16;
+    mj.chunk_rows = mj.chunk_rows < 64 ? 64 : mj.chunk_rows;
     lm_pool_run_sized(c->pool, conv_worker, &cj, (double)(w->k * n) * 64.0);
     lm_pool_run_sized(c->pool, mm_worker, &mj, work);
 }

@@ -20,6 +20,19 @@ int lm_pool_size(const lm_pool *p);
 /* Runs fn on every worker and returns when all are done. Not reentrant. */
 void lm_pool_run(lm_pool *p, lm_pool_fn fn, void *arg);
 
+/* Dynamic split of a job into chunks: every worker takes the next chunk index until they run
+ * out, so a worker the OS preempts (for a tracer's writer, say) delays the job by the chunk it
+ * holds, not by its whole share. Results must not depend on which worker runs which chunk. A
+ * job embeds an lm_chunks set to {0} before lm_pool_run publishes it. */
+typedef struct {
+    _Atomic long long next;
+} lm_chunks;
+
+static inline long long lm_chunk_next(lm_chunks *c)
+{
+    return __atomic_fetch_add(&c->next, 1, __ATOMIC_RELAXED);
+}
+
 /* Below this many multiply-adds a job runs on the calling thread: waking a helper costs more
  * than it saves. Kernels give the same bits for any split, so this changes only speed. */
 #define LM_POOL_MIN_WORK 65536.0

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the Debian packages lltrace needs to build and test: the compiler and build tools,
-# SQLite, zstd and Check; with --dev also clang (the fuzzer) and clang-format (the format check).
+# SQLite, zstd and Check; with --dev also clang (the fuzzer), clang-format (the format check),
+# and the zstd tool and python3-zstandard (independent decoders the codec tests check against).
 # Uses sudo when not run as root; installs only what is missing.
 # Usage: bash tests/deps.sh [--dev]
 set -euo pipefail
 pkgs="cmake ninja-build gcc pkg-config libsqlite3-dev libzstd-dev check"
 if [ "${1:-}" = "--dev" ]; then
-  pkgs="$pkgs clang clang-format"
+  pkgs="$pkgs clang clang-format zstd python3-zstandard"
 fi
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "tests/deps.sh: no apt-get here; install these packages by hand: $pkgs" >&2

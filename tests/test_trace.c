@@ -275,7 +275,8 @@ START_TEST(test_trace_roundtrip_runs_steps_ops)
                      "0.75,11.9700002670288");
     ck_assert_str_eq(q1(db, "SELECT status || ',' || n_steps || ',' || generated FROM v_runs"),
                      "complete,1, upon");
-    ck_assert_str_eq(q1(db, "SELECT value FROM meta WHERE key = 'schema_version'"), "1");
+    ck_assert_str_eq(q1(db, "SELECT value FROM meta WHERE key = 'schema_version'"), "2");
+    ck_assert_str_eq(q1(db, "PRAGMA user_version"), "2");
     ck_assert_str_eq(q1(db, "PRAGMA integrity_check"), "ok");
     ck_assert_str_eq(q1(db, "PRAGMA journal_mode"), "delete"); /* closed: one file, no WAL */
     trc_reader_close(r);
@@ -573,13 +574,28 @@ START_TEST(test_trace_errors_schema_versions)
 {
     const char *p = tpath("v7.trace");
     write_all_dtypes(p, false);
-    rw_exec(p, "UPDATE meta SET value = '7' WHERE key = 'schema_version'");
     char want[1400];
-    snprintf(want, sizeof want,
-             "%s: trace schema version 7 is newer than this lltrace supports (1)", p);
-    expect_open_error(p, TRC_EVERSION, want);
+    static const char *const newer[] = {"3", "7"};
+    for (int k = 0; k < 2; k++) {
+        char sql[128];
+        snprintf(sql, sizeof sql, "UPDATE meta SET value = '%s' WHERE key = 'schema_version'",
+                 newer[k]);
+        rw_exec(p, sql);
+        snprintf(want, sizeof want,
+                 "%s: trace schema version %s is newer than this lltrace supports (2)", p,
+                 newer[k]);
+        expect_open_error(p, TRC_EVERSION, want);
+    }
+    /* version 1 (tensor data always one zstd frame, as these small tensors are) and 2 open */
+    rw_exec(p, "UPDATE meta SET value = '1' WHERE key = 'schema_version'");
+    rw_exec(p, "PRAGMA user_version = 1");
+    check_all_dtypes(p);
+    rw_exec(p, "UPDATE meta SET value = '2' WHERE key = 'schema_version'");
+    check_all_dtypes(p);
     rw_exec(p, "UPDATE meta SET value = '0' WHERE key = 'schema_version'");
     expect_open_error(p, TRC_EVERSION, "version 0 is older than the oldest this lltrace reads (1)");
+    rw_exec(p, "UPDATE meta SET value = '-1' WHERE key = 'schema_version'");
+    expect_open_error(p, TRC_EVERSION, "version -1 is older than the oldest this lltrace reads");
     rw_exec(p, "DELETE FROM meta WHERE key = 'schema_version'");
     expect_open_error(p, TRC_EFORMAT, "no schema_version");
 }

@@ -3,7 +3,9 @@
  * (trc_op_record_linked) store nothing twice and fall back to the data when they cannot be
  * honoured; trc_writer_check_links catches a wrong link; the engine's links (src/record.c)
  * name exactly the data it passes, at every level mix and KV type; the SIMD stats equal a plain
- * reference; the codec's plane-per-block frames decode and compress like level 3; the two
+ * reference; XXH64 matches zstd's checksums; the codec writes one zstd frame per byte plane,
+ * Raw frames for random planes, that libzstd and `zstd -d` decode, rejects corrupt, truncated
+ * and wrongly sized blobs, decodes version 1 blobs, and compresses like level 3; the two
  * indexes built at close exist only then; and the thread pool's waits (spin, yield, sleep) lose
  * no job.
  */
@@ -15,6 +17,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#define ZSTD_STATIC_LINKING_ONLY /* ZSTD_frameHeaderSize, ZSTD_findDecompressedSize */
 #include <zstd.h>
 
 #include "lm.h"
@@ -349,11 +352,81 @@ static void activations(float *x, size_t n, uint32_t seed)
     }
 }
 
-START_TEST(test_trace_cost_codec_planes)
+START_TEST(test_trace_cost_xxh64)
+{
+    ck_assert_uint_eq(trc__xxh64("", 0, 0), 0xEF46DB3751D8E999ULL);
+    ck_assert_uint_eq(trc__xxh64("a", 1, 0), 0xD24EC4F1A98C6E5BULL);
+    /* zstd's Content_Checksum is the low 32 bits of XXH64(content, 0): compare with libzstd on
+     * every length 0..1000 (all tail paths) and a few large ones */
+    static const size_t big[] = {4096, 65537, 1000003};
+    uint8_t *x = malloc(1000003 + 7);
+    uint8_t *z = malloc(ZSTD_compressBound(1000003));
+    uint32_t seed = 11;
+    for (size_t i = 0; i < 1000003 + 7; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = (uint8_t)(seed >> 24);
+    }
+    ZSTD_CCtx *c = ZSTD_createCCtx();
+    ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1);
+    for (size_t k = 0; k < 1001 + 3; k++) {
+        size_t n = k < 1001 ? k : big[k - 1001];
+        const uint8_t *src = x + (k % 7); /* unaligned starts too */
+        size_t r = ZSTD_compress2(c, z, ZSTD_compressBound(1000003), src, n);
+        ck_assert(!ZSTD_isError(r) && r >= 4);
+        uint32_t want = (uint32_t)z[r - 4] | (uint32_t)z[r - 3] << 8 | (uint32_t)z[r - 2] << 16 |
+                        (uint32_t)z[r - 1] << 24;
+        ck_assert_msg((uint32_t)trc__xxh64(src, n, 0) == want, "length %zu", n);
+    }
+    ZSTD_freeCCtx(c);
+    free(x);
+    free(z);
+}
+END_TEST
+
+/* The frames of a blob: their count, content sizes in fcs[], and whether each one's first
+ * block is Raw (Block_Type 0). */
+static int frames_of(const uint8_t *p, size_t len, unsigned long long fcs[8], int raw[8])
+{
+    int k = 0;
+    while (len > 0 && k < 8) {
+        size_t fsz = ZSTD_findFrameCompressedSize(p, len);
+        size_t hsz = ZSTD_frameHeaderSize(p, len);
+        ck_assert(!ZSTD_isError(fsz) && !ZSTD_isError(hsz));
+        fcs[k] = ZSTD_getFrameContentSize(p, len);
+        raw[k] = ((p[hsz] >> 1) & 3) == 0;
+        k++;
+        p += fsz;
+        len -= fsz;
+    }
+    ck_assert_uint_eq(len, 0);
+    return k;
+}
+
+/* What `zstd -d` makes of a blob equals want (skipped, with a note, without the zstd tool). */
+static void zstd_cli_decodes(const uint8_t *blob, size_t len, const uint8_t *want, size_t n)
+{
+    if (lt_run("command -v zstd", NULL, NULL) != 0) {
+        fprintf(stderr, "trace_cost: no zstd command, `zstd -d` of blobs not checked\n");
+        return;
+    }
+    char cmd[3000];
+    ck_assert_int_eq(lt_write_file(tpath("blob.zst"), blob, len), 0);
+    snprintf(cmd, sizeof cmd, "zstd -d -q -f -o '%s' '%s'", tpath("blob.out"), tpath("blob.zst"));
+    ck_assert_int_eq(lt_run(cmd, NULL, NULL), 0);
+    size_t got_len = 0;
+    char *got = lt_read_file(tpath("blob.out"), &got_len);
+    ck_assert_ptr_nonnull(got);
+    ck_assert_uint_eq(got_len, n);
+    ck_assert_mem_eq(got, want, n);
+    free(got);
+}
+
+START_TEST(test_trace_cost_codec_roundtrip)
 {
     static const size_t sizes[] = {0, 3, 1023, 1024, 2048, 5632, 40000};
     float *x = malloc(40000 * sizeof *x);
     float *back = malloc(40000 * sizeof *back);
+    uint8_t *shuf = malloc(40000 * sizeof *x);
     struct trc__codec_scratch cs = {0};
     char msg[256];
     activations(x, 40000, 3);
@@ -364,18 +437,61 @@ START_TEST(test_trace_cost_codec_planes)
             size_t len;
             ck_assert_int_eq(trc__codec_encode(&cs, 0, x, n, width, &blob, &len, msg, sizeof msg),
                              0);
-            ck_assert_uint_eq(ZSTD_getFrameContentSize(blob, len), n * width);
-            ck_assert_uint_eq(ZSTD_findFrameCompressedSize(blob, len), len); /* one frame */
+            unsigned long long fcs[8];
+            int raw[8];
+            int n_frames = frames_of(blob, len, fcs, raw);
+            size_t planes = n >= 1024 ? width : 1; /* one frame per plane, or one */
+            ck_assert_int_eq(n_frames, (int)planes);
+            for (int f = 0; f < n_frames; f++) {
+                ck_assert_uint_eq(fcs[f], n * width / planes);
+            }
+            /* libzstd decodes the blob to the shuffled bytes, checksums included */
+            trc__shuffle(shuf, (const uint8_t *)x, n, width);
+            ck_assert_uint_eq(ZSTD_findDecompressedSize(blob, len), n * width);
+            ck_assert_uint_eq(ZSTD_decompress(back, 40000 * sizeof *back, blob, len), n * width);
+            ck_assert_mem_eq(back, shuf, n * width);
             ck_assert_int_eq(trc__codec_decode(blob, len, back, n * width, width, msg, sizeof msg),
                              0);
             ck_assert_mem_eq(back, x, n * width);
         }
     }
+    trc__codec_scratch_release(&cs);
+    free(x);
+    free(back);
+    free(shuf);
+}
+END_TEST
+
+START_TEST(test_trace_cost_codec_planes)
+{
+    enum { N = 300000, RAW_BLOCK = 128 * 1024 }; /* planes of 3 Raw blocks */
+    float *x = malloc(N * sizeof *x);
+    uint8_t *shuf = malloc(N * sizeof *x);
+    struct trc__codec_scratch cs = {0};
+    char msg[256];
+    const uint8_t *blob;
+    size_t len;
+    activations(x, N, 3);
+    ck_assert_int_eq(trc__codec_encode(&cs, 0, x, N, 4, &blob, &len, msg, sizeof msg), 0);
+    unsigned long long fcs[8];
+    int raw[8];
+    ck_assert_int_eq(frames_of(blob, len, fcs, raw), 4);
+    /* the three mantissa planes of normal noise are random: Raw frames, 4 + 1 + 1 + 4 bytes of
+     * header, one 3-byte block header per 128 KiB and the checksum around the plane; the sign
+     * and exponent plane is compressed */
+    size_t f0 = ZSTD_findFrameCompressedSize(blob, len);
+    ck_assert(raw[0] && raw[1] && raw[2] && !raw[3]);
+    ck_assert_uint_eq(f0, 10 + 3 * ((N + RAW_BLOCK - 1) / RAW_BLOCK) + N + 4);
+    size_t f3 = len - 3 * f0;
+    ck_assert_msg(f3 < N / 2, "exponent plane %zu of %d bytes", f3, N);
+    trc__shuffle(shuf, (const uint8_t *)x, N, 4);
+    zstd_cli_decodes(blob, len, shuf, 4 * (size_t)N);
+    /* an explicit level compresses every plane with zstd */
+    ck_assert_int_eq(trc__codec_encode(&cs, 3, x, N, 4, &blob, &len, msg, sizeof msg), 0);
+    ck_assert_int_eq(frames_of(blob, len, fcs, raw), 4);
     size_t total[2] = {0, 0}; /* default vs zstd level 3, tensor by tensor */
     for (int lv = 0; lv < 2; lv++) {
         for (size_t off = 0; off + 2048 <= 40000; off += 2048) {
-            const uint8_t *blob;
-            size_t len;
             ck_assert_int_eq(
                 trc__codec_encode(&cs, lv ? 3 : 0, x + off, 2048, 4, &blob, &len, msg, sizeof msg),
                 0);
@@ -386,7 +502,96 @@ START_TEST(test_trace_cost_codec_planes)
                   total[0], total[1]);
     trc__codec_scratch_release(&cs);
     free(x);
+    free(shuf);
+}
+END_TEST
+
+/* Decoding blob (len bytes) as n f32 fails with TRC_ECORRUPT and a message holding what. */
+static void decode_fails(const uint8_t *blob, size_t len, size_t n, const char *what)
+{
+    char msg[256] = "";
+    float *dst = malloc(n * sizeof *dst + 4);
+    ck_assert_int_eq(trc__codec_decode(blob, len, dst, n * 4, 4, msg, sizeof msg), TRC_ECORRUPT);
+    ck_assert_msg(strstr(msg, what) != NULL, "'%s' lacks '%s'", msg, what);
+    free(dst);
+}
+
+START_TEST(test_trace_cost_codec_corrupt)
+{
+    enum { N = 5000 };
+    float *x = malloc(N * sizeof *x);
+    struct trc__codec_scratch cs = {0};
+    char msg[256];
+    const uint8_t *b0;
+    size_t len;
+    activations(x, N, 9);
+    ck_assert_int_eq(trc__codec_encode(&cs, 0, x, N, 4, &b0, &len, msg, sizeof msg), 0);
+    uint8_t *blob = malloc(len);
+    memcpy(blob, b0, len);
+    size_t f0 = ZSTD_findFrameCompressedSize(blob, len);
+    ck_assert_uint_eq(f0, 10 + 3 + N + 4); /* plane 0 is a Raw frame */
+    blob[10 + 3 + 1234] ^= 0x10;           /* one byte of its content: only the checksum can tell */
+    decode_fails(blob, len, N, "checksum");
+    blob[10 + 3 + 1234] ^= 0x10;
+    static const size_t cuts[] = {0, 3, 9, 14, 10 + 3 + N, 10 + 3 + N + 3};
+    for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
+        decode_fails(blob, cuts[k], N, "bad zstd frame");
+    }
+    decode_fails(blob, f0, N, "declared size"); /* a whole frame: one plane only */
+    decode_fails(blob, len - 1, N, "bad zstd frame");
+    decode_fails(blob, len, N - 1, "declared size");
+    decode_fails(blob, len, N + 1, "declared size");
+    blob[6] ^= 1; /* the Raw frame's Frame_Content_Size: 5000 -> 5001 */
+    decode_fails(blob, len, N, "declared size");
+    blob[6] ^= 1;
+    float *back = malloc(N * sizeof *back);
+    ck_assert_int_eq(trc__codec_decode(blob, len, back, N * 4, 4, msg, sizeof msg), 0);
+    ck_assert_mem_eq(back, x, N * 4);
+    /* a frame without checksum is refused although zstd would decode it */
+    uint8_t *z = malloc(ZSTD_compressBound(N * 4));
+    size_t zl = ZSTD_compress(z, ZSTD_compressBound(N * 4), x, N * 4, 1);
+    decode_fails(z, zl, N, "no checksum");
+    trc__codec_scratch_release(&cs);
+    free(blob);
     free(back);
+    free(z);
+    free(x);
+}
+END_TEST
+
+/* A version 1 blob: ONE frame, each byte plane ending a block, as the first encoder wrote. */
+START_TEST(test_trace_cost_codec_v1_blob)
+{
+    enum { N = 3000 };
+    float *x = malloc(N * sizeof *x);
+    float *back = malloc(N * sizeof *back);
+    uint8_t *shuf = malloc(N * 4);
+    size_t cap = ZSTD_compressBound(N * 4) + 1024;
+    uint8_t *z = malloc(cap);
+    char msg[256];
+    activations(x, N, 21);
+    trc__shuffle(shuf, (const uint8_t *)x, N, 4);
+    ZSTD_CCtx *c = ZSTD_createCCtx();
+    ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, 1);
+    ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1);
+    ZSTD_CCtx_setPledgedSrcSize(c, N * 4);
+    ZSTD_outBuffer ob = {z, cap, 0};
+    for (int b = 0; b < 4; b++) {
+        ZSTD_inBuffer ib = {shuf + b * N, N, 0};
+        size_t r;
+        do {
+            r = ZSTD_compressStream2(c, &ob, &ib, b < 3 ? ZSTD_e_flush : ZSTD_e_end);
+            ck_assert(!ZSTD_isError(r));
+        } while (r != 0);
+    }
+    ZSTD_freeCCtx(c);
+    ck_assert_uint_eq(ZSTD_findFrameCompressedSize(z, ob.pos), ob.pos); /* one frame */
+    ck_assert_int_eq(trc__codec_decode(z, ob.pos, back, N * 4, 4, msg, sizeof msg), 0);
+    ck_assert_mem_eq(back, x, N * 4);
+    free(x);
+    free(back);
+    free(shuf);
+    free(z);
 }
 END_TEST
 
@@ -473,7 +678,11 @@ Suite *trace_cost_suite(void)
     tcase_add_test(tc, test_trace_cost_check_links);
     tcase_add_test(tc, test_trace_cost_engine_links);
     tcase_add_test(tc, test_trace_cost_stats_lanes);
+    tcase_add_test(tc, test_trace_cost_xxh64);
+    tcase_add_test(tc, test_trace_cost_codec_roundtrip);
     tcase_add_test(tc, test_trace_cost_codec_planes);
+    tcase_add_test(tc, test_trace_cost_codec_corrupt);
+    tcase_add_test(tc, test_trace_cost_codec_v1_blob);
     tcase_add_test(tc, test_trace_cost_indexes_at_close);
     tcase_add_test(tc, test_trace_cost_pool_waits);
     suite_add_tcase(s, tc);

@@ -4,6 +4,7 @@
  * encode/decode with its checks. The format is documented in schema/trace.sql; this file must
  * not depend on anything but libc and zstd (no SQLite here).
  */
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -443,14 +444,21 @@ static int grow(uint8_t **buf, size_t *cap, size_t need)
 
 /* The zstd level behind the writer's default (zstd_level 0). */
 #define TRC__ZSTD_FAST (-30)
+/* Largest Raw block, and the window our Raw frames declare (RFC 8878: Block_Maximum_Size is
+ * min(128 KiB, Window_Size)). */
+#define RAW_BLOCK (128 * 1024)
+/* A plane looks random when its estimated collision ratio (256 * sum p_i^2, 1 for uniform bytes)
+ * is below RAND_RATIO / 1000, i.e. its Renyi-2 entropy is above 7.4 bits per byte. Measured on
+ * tinyllama activations: the low three planes of f32 are all below 1.5 and compress by 0-2%
+ * with Huffman; the exponent plane is far above 10 and compresses to ~0.37. */
+#define RAND_RATIO 1500
 
-/* Sets up cctx for one frame of nbytes. Level 0 is the default: zstd's fastest match finder
- * (level TRC__ZSTD_FAST) with literals always Huffman-coded, which negative levels otherwise
- * skip. Shuffled floats compress through their exponent bytes (entropy coding), hardly through
- * repeats, so this is as small as level 1-3 at twice the speed (tests/test_trace_cost.c). The
- * literal mode is an experimental zstd parameter: if a libzstd refuses it, frames are only
- * larger, never invalid. */
-static void codec_params(ZSTD_CCtx *c, int level, size_t nbytes)
+/* Sets up cctx for the frames of one blob. Level 0 is the default: zstd's fastest match
+ * finder (level TRC__ZSTD_FAST) with literals always Huffman-coded, which negative levels
+ * otherwise skip: shuffled floats compress through their exponent bytes (entropy coding),
+ * hardly through repeats. The literal mode is an experimental zstd parameter: if a libzstd
+ * refuses it, frames are only larger, never invalid. */
+static void codec_params(ZSTD_CCtx *c, int level)
 {
     ZSTD_CCtx_reset(c, ZSTD_reset_session_and_parameters);
     ZSTD_CCtx_setParameter(c, ZSTD_c_compressionLevel, level ? level : TRC__ZSTD_FAST);
@@ -459,36 +467,112 @@ static void codec_params(ZSTD_CCtx *c, int level, size_t nbytes)
     if (level == 0) {
         ZSTD_CCtx_setParameter(c, ZSTD_c_literalCompressionMode, ZSTD_ps_enable);
     }
-    ZSTD_CCtx_setPledgedSrcSize(c, nbytes);
 }
 
-/* Compresses src (n bytes) into ob, ending the block (flush) or the frame (end). */
-static int codec_feed(ZSTD_CCtx *c, ZSTD_outBuffer *ob, const uint8_t *src, size_t n,
-                      ZSTD_EndDirective how, char *msg, size_t msglen)
+/* 1 when the n bytes at p look incompressible: the unbiased collision estimate
+ * sum c_i (c_i - 1) / (N (N - 1)) over a byte histogram of N sampled bytes (all of them up to
+ * 1 KiB, else 16 evenly spaced runs of 64) is below RAND_RATIO / (1000 * 256); its relative
+ * error on random bytes is about 23 / N = 2%. Four histograms keep a plane of few distinct
+ * values from serializing on one counter. Byte entropy only: a plane of random bytes that
+ * repeats long runs is stored raw too. */
+static int plane_random(const uint8_t *p, size_t n)
 {
-    ZSTD_inBuffer ib = {src, n, 0};
-    size_t r;
+    enum { RUN = 64, RUNS = 16, SAMPLE = RUN * RUNS };
+    if (n < 256) {
+        return 0; /* too few to tell; tiny frames cost little either way */
+    }
+    uint32_t h[4][256];
+    memset(h, 0, sizeof h);
+    size_t taken = n < SAMPLE ? n : SAMPLE;
+    size_t run = n < SAMPLE ? n : RUN;
+    size_t n_runs = taken / run;
+    for (size_t k = 0; k < n_runs; k++) {
+        const uint8_t *q = p + (n_runs > 1 ? (n - run) * k / (n_runs - 1) : 0);
+        size_t i = 0;
+        for (; i + 4 <= run; i += 4) {
+            h[0][q[i]]++;
+            h[1][q[i + 1]]++;
+            h[2][q[i + 2]]++;
+            h[3][q[i + 3]]++;
+        }
+        for (; i < run; i++) {
+            h[0][q[i]]++;
+        }
+    }
+    uint64_t coll = 0;
+    for (int i = 0; i < 256; i++) {
+        uint64_t c = (uint64_t)h[0][i] + h[1][i] + h[2][i] + h[3][i];
+        coll += c * (c ? c - 1 : 0);
+    }
+    return coll * 256 * 1000 < (uint64_t)RAND_RATIO * taken * (taken - 1);
+}
+
+static void put_le(uint8_t *d, uint64_t v, int nb)
+{
+    for (int i = 0; i < nb; i++) {
+        d[i] = (uint8_t)(v >> (8 * i));
+    }
+}
+
+/* Output bound of one frame of n bytes, Raw or compressed. */
+static size_t frame_bound(size_t n)
+{
+    size_t raw = 18 + 3 * (n / RAW_BLOCK + 1) + n;
+    size_t z = ZSTD_compressBound(n);
+    return raw > z ? raw : z;
+}
+
+/* Writes the n bytes at src as one zstd frame of Raw blocks at dst (frame_bound(n) bytes) and
+ * returns its size. RFC 8878: magic; descriptor with Single_Segment 0, Content_Checksum 1 and a
+ * 4- or 8-byte Frame_Content_Size; Window_Descriptor 128 KiB; blocks of at most 128 KiB
+ * (3-byte headers: Last_Block, Block_Type 0 = Raw, Block_Size); the low 32 bits of XXH64. */
+static size_t raw_frame(uint8_t *dst, const uint8_t *src, size_t n)
+{
+    int fcs = (uint64_t)n >> 32 ? 8 : 4;
+    put_le(dst, 0xFD2FB528u, 4);
+    dst[4] = (uint8_t)((fcs == 8 ? 3u : 2u) << 6 | 1u << 2);
+    dst[5] = (uint8_t)((17 - 10) << 3);
+    put_le(dst + 6, n, fcs);
+    size_t k = 6 + (size_t)fcs;
+    size_t off = 0;
     do {
-        r = ZSTD_compressStream2(c, ob, &ib, how);
-        if (ZSTD_isError(r)) {
-            snprintf(msg, msglen, "zstd compression failed: %s", ZSTD_getErrorName(r));
-            return TRC_EIO;
-        }
-        if (r != 0 && ob->pos == ob->size) {
-            snprintf(msg, msglen, "zstd compression failed: output buffer too small");
-            return TRC_EIO;
-        }
-    } while (r != 0);
+        size_t bs = n - off < RAW_BLOCK ? n - off : RAW_BLOCK;
+        put_le(dst + k, (uint64_t)bs << 3 | (off + bs == n ? 1u : 0u), 3);
+        memcpy(dst + k + 3, src + off, bs);
+        k += 3 + bs;
+        off += bs;
+    } while (off < n);
+    put_le(dst + k, trc__xxh64(src, n, 0) & 0xFFFFFFFFu, 4);
+    return k + 4;
+}
+
+/* Appends the frame of one plane (n bytes at src) to s->out at *pos: Raw when the level is
+ * the default and the plane looks random, else compressed by zstd. */
+static int codec_frame(struct trc__codec_scratch *s, int level, const uint8_t *src, size_t n,
+                       size_t *pos, char *msg, size_t msglen)
+{
+    if (level == 0 && plane_random(src, n)) {
+        *pos += raw_frame(s->out + *pos, src, n);
+        return 0;
+    }
+    size_t r = ZSTD_compress2(s->cctx, s->out + *pos, s->out_cap - *pos, src, n);
+    if (ZSTD_isError(r)) {
+        snprintf(msg, msglen, "zstd compression failed: %s", ZSTD_getErrorName(r));
+        return TRC_EIO;
+    }
+    *pos += r;
     return 0;
 }
 
-/* One frame; byte planes of 1 KiB or more each end a block, so each gets its own literal
- * statistics (the random low mantissa bytes do not dilute the exponent bytes' code). */
+/* Shuffles, then writes one frame per byte plane (tensors of 1024 elements or more), else one
+ * frame for all: each plane gets its own literal statistics or no compression at all. */
 int trc__codec_encode(struct trc__codec_scratch *s, int level, const void *raw, size_t n,
                       size_t width, const uint8_t **blob, size_t *blob_len, char *msg,
                       size_t msglen)
 {
     size_t nbytes = n * width;
+    size_t n_planes = width > 1 && n >= 1024 ? width : 1;
+    size_t plane = nbytes / n_planes;
     if (!s->cctx) {
         s->cctx = ZSTD_createCCtx();
         if (!s->cctx) {
@@ -497,24 +581,21 @@ int trc__codec_encode(struct trc__codec_scratch *s, int level, const void *raw, 
         }
     }
     if (grow(&s->shuf, &s->shuf_cap, nbytes ? nbytes : 1) < 0 ||
-        grow(&s->out, &s->out_cap, ZSTD_compressBound(nbytes) + 64 * width + 64) < 0) {
+        grow(&s->out, &s->out_cap, n_planes * frame_bound(plane)) < 0) {
         snprintf(msg, msglen, "out of memory compressing %zu bytes", nbytes);
         return TRC_ENOMEM;
     }
-    codec_params(s->cctx, level, nbytes);
+    codec_params(s->cctx, level);
     trc__shuffle(s->shuf, raw, n, width);
-    ZSTD_outBuffer ob = {s->out, s->out_cap, 0};
-    size_t n_planes = width > 1 && n >= 1024 ? width : 1;
-    size_t plane = nbytes / n_planes;
+    size_t pos = 0;
     for (size_t b = 0; b < n_planes; b++) {
-        int rc = codec_feed(s->cctx, &ob, s->shuf + b * plane, plane,
-                            b + 1 < n_planes ? ZSTD_e_flush : ZSTD_e_end, msg, msglen);
+        int rc = codec_frame(s, level, s->shuf + b * plane, plane, &pos, msg, msglen);
         if (rc < 0) {
             return rc;
         }
     }
     *blob = s->out;
-    *blob_len = ob.pos;
+    *blob_len = pos;
     return 0;
 }
 
@@ -526,18 +607,53 @@ void trc__codec_scratch_release(struct trc__codec_scratch *s)
     memset(s, 0, sizeof *s);
 }
 
+/* Walks the frames of a blob: each must be a zstd frame (not skippable) with a content size and
+ * a checksum; returns the sum of their content sizes in *total, or TRC_ECORRUPT. */
+static int codec_frames(const uint8_t *p, size_t len, unsigned long long *total, char *msg,
+                        size_t msglen)
+{
+    *total = 0;
+    if (len == 0) {
+        snprintf(msg, msglen, "bad zstd frame: empty blob");
+        return TRC_ECORRUPT;
+    }
+    for (int k = 0; len > 0; k++) {
+        ZSTD_frameHeader fh;
+        size_t hr = ZSTD_getFrameHeader(&fh, p, len);
+        size_t fsz = hr == 0 ? ZSTD_findFrameCompressedSize(p, len) : 0;
+        if (hr != 0 || ZSTD_isError(fsz) || fh.frameType != ZSTD_frame) {
+            snprintf(msg, msglen, "bad zstd frame %d: %s", k,
+                     ZSTD_isError(hr)    ? "not a zstd frame header"
+                     : hr != 0           ? "truncated frame header"
+                     : ZSTD_isError(fsz) ? ZSTD_getErrorName(fsz)
+                                         : "skippable frame");
+            return TRC_ECORRUPT;
+        }
+        if (fh.frameContentSize == ZSTD_CONTENTSIZE_UNKNOWN || !fh.checksumFlag ||
+            fh.frameContentSize > ULLONG_MAX - *total) {
+            snprintf(msg, msglen, "bad zstd frame %d: no %s", k,
+                     fh.checksumFlag ? "usable content size" : "checksum");
+            return TRC_ECORRUPT;
+        }
+        *total += fh.frameContentSize;
+        p += fsz;
+        len -= fsz;
+    }
+    return 0;
+}
+
+/* One or more frames (one per byte plane, or one: all version 1 blobs), concatenated. */
 int trc__codec_decode(const void *blob, size_t blob_len, void *dst, size_t nbytes, size_t width,
                       char *msg, size_t msglen)
 {
-    unsigned long long declared = ZSTD_getFrameContentSize(blob, blob_len);
-    if (declared == ZSTD_CONTENTSIZE_ERROR) {
-        snprintf(msg, msglen, "bad zstd frame: not a zstd frame header");
-        return TRC_ECORRUPT;
+    unsigned long long declared;
+    int rc = codec_frames(blob, blob_len, &declared, msg, msglen);
+    if (rc < 0) {
+        return rc;
     }
-    if (declared == ZSTD_CONTENTSIZE_UNKNOWN || declared != (unsigned long long)nbytes) {
-        snprintf(msg, msglen, "declared size %s%llu bytes does not fit the shape (%zu bytes)",
-                 declared == ZSTD_CONTENTSIZE_UNKNOWN ? "(unknown) " : "",
-                 declared == ZSTD_CONTENTSIZE_UNKNOWN ? 0ULL : declared, nbytes);
+    if (declared != (unsigned long long)nbytes) {
+        snprintf(msg, msglen, "declared size %llu bytes does not fit the shape (%zu bytes)",
+                 declared, nbytes);
         return TRC_ECORRUPT;
     }
     uint8_t *tmp = malloc(nbytes ? nbytes : 1);

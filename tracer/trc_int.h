@@ -80,8 +80,10 @@ int trc__tensor_load(sqlite3 *db, const char *schema, int64_t id, int want_data,
                      struct trc__tensor *t, char *msg, size_t msglen);
 void trc__tensor_release(struct trc__tensor *t);
 
-/* Compresses n_stored elements (raw bytes) into a malloc'd blob: shuffle + zstd with checksum.
- * Scratch buffers are the caller's to reuse (*scratch grown with realloc). Returns 0 or a code. */
+/* Compresses n_stored elements (raw bytes) into a blob held by the scratch (valid until its next
+ * use): shuffle, then one zstd frame per byte plane (n >= 1024 and width > 1) or one frame, each
+ * with content size and checksum; at level 0 a plane whose bytes look random is a frame of Raw
+ * blocks. Scratch buffers are the caller's to reuse (grown with realloc). Returns 0 or a code. */
 struct trc__codec_scratch {
     void *cctx; /* ZSTD_CCtx */
     uint8_t *shuf;
@@ -94,7 +96,13 @@ int trc__codec_encode(struct trc__codec_scratch *s, int level, const void *raw, 
                       size_t msglen);
 void trc__codec_scratch_release(struct trc__codec_scratch *s);
 
-/* Decodes a blob of the codec into dst (exactly nbytes). Verifies frame size and checksum. */
+/* XXH64 of len bytes with seed (the xxHash specification; zstd's Content_Checksum is the low
+ * 32 bits of XXH64(content, 0)). trc_xxh64.c. */
+uint64_t trc__xxh64(const void *data, size_t len, uint64_t seed);
+
+/* Decodes a blob of the codec (one or more frames: version 1 and 2 blobs) into dst (exactly
+ * nbytes). Verifies that every frame has content size and checksum, that the sizes add up to
+ * nbytes, and the checksums; TRC_ECORRUPT with a message otherwise. */
 int trc__codec_decode(const void *blob, size_t blob_len, void *dst, size_t nbytes, size_t width,
                       char *msg, size_t msglen);
 

@@ -54,7 +54,8 @@ const char *trc_writer_errmsg(const trc_writer *w)
 
 /* ---- the queue ----------------------------------------------------------------------------- */
 
-static void job_process(trc_writer *w, struct trc__job *job)
+/* Runs one job on the worker thread (or inline when synchronous), without mu. */
+static void job_run(trc_writer *w, struct trc__job *job)
 {
     char msg[TRC__MSG_SIZE - 128];
     int64_t t0 = trc__now_ns();
@@ -62,21 +63,30 @@ static void job_process(trc_writer *w, struct trc__job *job)
     if (atomic_load(&w->werr) == 0) {
         rc = trc__wdb_job(w, job, msg, sizeof msg);
     }
-    pthread_mutex_lock(&w->mu);
-    if (rc < 0 && w->werr == 0) {
-        w->werr = rc;
-        snprintf(w->wmsg, sizeof w->wmsg, "%s: %s", w->path, msg);
+    if (rc < 0) {
+        pthread_mutex_lock(&w->mu);
+        if (w->werr == 0) {
+            w->werr = rc;
+            snprintf(w->wmsg, sizeof w->wmsg, "%s: %s", w->path, msg);
+        }
+        pthread_mutex_unlock(&w->mu);
     }
     w->wst.worker_ns += trc__now_ns() - t0;
-    w->st.n_ops = w->wst.n_ops; /* publish the worker's counters */
+}
+
+/* Publishes the worker's progress up to job `seqno` having freed `bytes` of the queue, and
+ * wakes the caller if it waits for that (mu held). */
+static void publish(trc_writer *w, uint64_t seqno, size_t bytes)
+{
+    w->st.n_ops = w->wst.n_ops;
     w->st.n_tensors = w->wst.n_tensors;
     w->st.n_dedup = w->wst.n_dedup;
     w->st.n_linked = w->wst.n_linked;
     w->st.raw_bytes = w->wst.raw_bytes;
     w->st.stored_bytes = w->wst.stored_bytes;
     w->st.worker_ns = w->wst.worker_ns;
-    w->queued_bytes -= job->bytes;
-    w->done = job->seqno;
+    w->queued_bytes -= bytes;
+    w->done = seqno;
     /* wake the caller only for what it waits for: not once per op of the step it waits on */
     if (w->wait_seqno && w->done >= w->wait_seqno) {
         pthread_cond_signal(&w->cv_done);
@@ -84,8 +94,48 @@ static void job_process(trc_writer *w, struct trc__job *job)
     if (w->wait_space && w->queued_bytes + w->wait_space <= w->cap_bytes) {
         pthread_cond_signal(&w->cv_space);
     }
+}
+
+static void job_process(trc_writer *w, struct trc__job *job)
+{
+    bool step_end = job->kind == TRC__JOB_STEP_END;
+    job_run(w, job);
+    pthread_mutex_lock(&w->mu);
+    publish(w, job->seqno, job->bytes);
     pthread_mutex_unlock(&w->mu);
     free(job);
+    if (step_end && atomic_load(&w->werr) == 0) {
+        trc__wdb_maybe_checkpoint(w);
+    }
+}
+
+/* The worker takes every queued job at once and runs them without the lock, publishing its
+ * progress after a step ends (the caller waits for that), after every PUBLISH_BYTES of tensor
+ * data (the caller may wait for room) and at the end of the batch. After a step's commit is
+ * published it checkpoints the WAL when it has grown (trc__wdb_maybe_checkpoint), so that the
+ * copy into the database overlaps the engine's next step instead of delaying trc_step_end. */
+enum { PUBLISH_BYTES = 1 << 20 };
+
+static void run_batch(trc_writer *w, struct trc__job *job)
+{
+    size_t freed = 0;
+    while (job) {
+        struct trc__job *next = job->next;
+        bool step_end = job->kind == TRC__JOB_STEP_END || job->kind == TRC__JOB_SYNC;
+        job_run(w, job);
+        freed += job->bytes;
+        if (!next || step_end || freed >= PUBLISH_BYTES) {
+            pthread_mutex_lock(&w->mu);
+            publish(w, job->seqno, freed);
+            pthread_mutex_unlock(&w->mu);
+            freed = 0;
+        }
+        free(job);
+        if (step_end && atomic_load(&w->werr) == 0) {
+            trc__wdb_maybe_checkpoint(w);
+        }
+        job = next;
+    }
 }
 
 static void *worker_main(void *arg)
@@ -106,13 +156,10 @@ static void *worker_main(void *arg)
         if (!w->head) {
             break; /* stop requested and the queue is drained */
         }
-        struct trc__job *job = w->head;
-        w->head = job->next;
-        if (!w->head) {
-            w->tail = NULL;
-        }
+        struct trc__job *batch = w->head;
+        w->head = w->tail = NULL;
         pthread_mutex_unlock(&w->mu);
-        job_process(w, job);
+        run_batch(w, batch);
         pthread_mutex_lock(&w->mu);
     }
     pthread_mutex_unlock(&w->mu);
@@ -325,7 +372,7 @@ int trc_writer_open(const char *path, const struct trc_writer_opts *opts, trc_wr
     pthread_cond_init(&w->cv_done, NULL);
     int qmb = opts && opts->queue_mb > 0 ? opts->queue_mb : 256;
     w->cap_bytes = (size_t)qmb << 20;
-    w->zstd_level = opts && opts->zstd_level != 0 ? opts->zstd_level : 1;
+    w->zstd_level = opts ? opts->zstd_level : 0;
     w->last_step = -1;
     int rc = create_locked(path, opts && opts->overwrite, &w->lock_fd, msg, sizeof msg);
     if (rc == 0) {

@@ -170,6 +170,7 @@ struct trc_writer {
     /* worker side */
     int zstd_level;
     bool in_tx;
+    int wal_pages; /* pages in the WAL after the last commit (trc_wdb.c wal_hook) */
     struct trc__codec_scratch cs;
     struct trc__slot *slots; /* (slots_cap) by slot of the current step */
     size_t slots_cap;
@@ -213,6 +214,7 @@ void trc__batch_discard(struct trc__batch *b);
 /* Database side (trc_wdb.c). */
 int trc__wdb_open(trc_writer *w, char *msg, size_t msglen);
 int trc__wdb_job(trc_writer *w, const struct trc__job *job, char *msg, size_t msglen);
+void trc__wdb_maybe_checkpoint(trc_writer *w);
 /* Commits what is pending, finalizes statements, leaves WAL mode (so the closed trace is one
  * self-contained file) and closes the connection. Returns the first error. */
 int trc__wdb_close(trc_writer *w, char *msg, size_t msglen);

@@ -20,14 +20,17 @@
 
 static const char usage_text[] =
     "usage: lltrace bench -m MODEL.gguf [-p 64] [-n 32] [-t 2] [-r 3] [--kv-type f32|f16]\n"
-    "                     [--trace] [--json]\n"
+    "                     [--trace]\n"
     "\n"
     "Measures prompt processing (pp: one batch of -p tokens) and generation (tg: -n tokens one\n"
     "at a time) in tokens/s, min/median/max over -r repetitions. Generation speed times the\n"
     "model's weight bytes is the effective weight-read bandwidth, printed next to this\n"
     "machine's read bandwidth (measured with -t threads). --trace also runs generation while\n"
     "recording (full, then stats only) and reports the slowdown, trace bytes per token, the\n"
-    "compression ratio (stored/raw) and the raw tensor throughput in MB/s.\n";
+    "compression ratio (stored/raw) and the raw tensor throughput in MB/s. Each repetition\n"
+    "runs untraced, full and stats back to back, and the slowdown is the median over\n"
+    "repetitions of traced/untraced generation time, so that drift in the machine's load\n"
+    "moves both sides of each ratio.\n";
 
 static double now_s(void)
 {
@@ -47,7 +50,8 @@ struct bench {
     lm_model *m;
     int64_t pp, tg;
     int threads, reps, kv_type;
-    double raw_bytes; /* tensor bytes handed to the tracer in the last traced run */
+    double raw_bytes;                 /* tensor bytes handed to the tracer in the last traced run */
+    struct trc_writer_stats after_pp; /* the writer's counters once the prompt step is in */
 };
 
 static void count_bytes(void *user, int64_t step, const struct trc_op *op)
@@ -91,6 +95,9 @@ static int bench_once(struct bench *b, trc_writer *w, double *t_pp, double *t_tg
     double t0 = now_s();
     int rc = lm_ctx_decode(c, toks, b->pp);
     *t_pp = now_s() - t0;
+    if (w) {
+        trc_writer_get_stats(w, &b->after_pp); /* trc_step_end has committed the prompt step */
+    }
     t0 = now_s();
     for (int64_t i = 0; rc == 0 && i < b->tg; i++) {
         int32_t t = (int32_t)((i * 104729 + 3) % nv);
@@ -170,80 +177,119 @@ static double weight_bytes(const lm_model *m)
 }
 
 struct series {
-    double pp[64], tg[64];
+    double pp[64], tg[64]; /* tokens/s of each repetition, in the order they ran */
 };
 
-static int run_series(struct bench *b, const char *level, struct series *s, double *trace_bytes,
-                      struct trc_writer_stats *wst)
+/* One repetition at a tracing level (NULL: untraced) into s->pp[r], s->tg[r]. The traced time
+ * includes ending the run and closing the trace: the flush belongs to the cost of tracing. */
+static int run_rep(struct bench *b, const char *level, int r, struct series *s, double *trace_bytes,
+                   struct trc_writer_stats *wst)
 {
-    for (int r = 0; r < b->reps; r++) {
-        trc_writer *w = NULL;
-        char path[4096], err[TRC_ERRBUF_SIZE];
-        double tp = 0, tt = 0;
-        if (level) {
-            struct trc_writer_opts wo = {0};
-            wo.overwrite = true;
-            snprintf(path, sizeof path, "%s/lltrace-bench-%d.trace", b->tmpdir, (int)getpid());
-            int64_t run_id;
-            if (trc_writer_open(path, &wo, &w, err, sizeof err) < 0) {
-                return vw_error("%s", err);
-            }
-            if (trc_writer_add_rule(w, level) < 0 || trc_run_begin(w, "lltrace", &run_id) < 0 ||
-                trc_run_set_str(w, "model_path", b->model_path) < 0) {
-                vw_error("%s: %s", path, trc_writer_errmsg(w));
-                trc_writer_close(w);
-                return 1;
-            }
-            b->raw_bytes = 0;
+    trc_writer *w = NULL;
+    char path[4096], err[TRC_ERRBUF_SIZE];
+    double tp = 0, tt = 0;
+    if (level) {
+        struct trc_writer_opts wo = {0};
+        wo.overwrite = true;
+        snprintf(path, sizeof path, "%s/lltrace-bench-%d.trace", b->tmpdir, (int)getpid());
+        int64_t run_id;
+        if (trc_writer_open(path, &wo, &w, err, sizeof err) < 0) {
+            return vw_error("%s", err);
         }
-        int rc = bench_once(b, w, &tp, &tt);
-        if (w) {
-            double t0 = now_s();
-            if (rc == 0 && trc_run_end(w, "complete") < 0) {
-                rc = vw_error("%s: %s", path, trc_writer_errmsg(w));
-            }
-            trc_writer_get_stats(w, wst); /* of the last repetition */
-            trc_writer_close(w);          /* the flush belongs to the cost of tracing */
-            tt += now_s() - t0;
-            struct stat st;
-            *trace_bytes = stat(path, &st) == 0 ? (double)st.st_size : 0;
-            unlink(path);
+        if (trc_writer_add_rule(w, level) < 0 || trc_run_begin(w, "lltrace", &run_id) < 0 ||
+            trc_run_set_str(w, "model_path", b->model_path) < 0) {
+            vw_error("%s: %s", path, trc_writer_errmsg(w));
+            trc_writer_close(w);
+            return 1;
         }
-        if (rc) {
-            return rc;
-        }
-        s->pp[r] = (double)b->pp / tp;
-        s->tg[r] = (double)b->tg / tt;
+        b->raw_bytes = 0;
     }
-    qsort(s->pp, (size_t)b->reps, sizeof(double), cmp_double);
-    qsort(s->tg, (size_t)b->reps, sizeof(double), cmp_double);
-    return 0;
+    int rc = bench_once(b, w, &tp, &tt);
+    if (w) {
+        double t0 = now_s();
+        if (rc == 0 && trc_run_end(w, "complete") < 0) {
+            rc = vw_error("%s: %s", path, trc_writer_errmsg(w));
+        }
+        trc_writer_get_stats(w, wst); /* of the last repetition, generation only */
+        wst->n_ops -= b->after_pp.n_ops;
+        wst->n_tensors -= b->after_pp.n_tensors;
+        wst->n_dedup -= b->after_pp.n_dedup;
+        wst->raw_bytes -= b->after_pp.raw_bytes;
+        wst->stored_bytes -= b->after_pp.stored_bytes;
+        wst->worker_ns -= b->after_pp.worker_ns;
+        wst->wait_ns -= b->after_pp.wait_ns;
+        wst->record_ns -= b->after_pp.record_ns;
+        wst->n_linked -= b->after_pp.n_linked;
+        trc_writer_close(w);
+        tt += now_s() - t0;
+        struct stat st;
+        *trace_bytes = stat(path, &st) == 0 ? (double)st.st_size : 0;
+        unlink(path);
+    }
+    s->pp[r] = (double)b->pp / tp;
+    s->tg[r] = (double)b->tg / tt;
+    return rc;
+}
+
+/* min, median, max of n values (sorted copy). */
+static void summarize(const double *v, int n, double out[3])
+{
+    double t[64];
+    memcpy(t, v, (size_t)n * sizeof *t);
+    qsort(t, (size_t)n, sizeof(double), cmp_double);
+    out[0] = t[0];
+    out[1] = t[n / 2];
+    out[2] = t[n - 1];
 }
 
 static void print_series(const char *what, const double *v, int reps)
 {
-    printf("%-26s %8.2f %8.2f %8.2f\n", what, v[0], v[reps / 2], v[reps - 1]);
+    double m[3];
+    summarize(v, reps, m);
+    printf("%-26s %8.2f %8.2f %8.2f\n", what, m[0], m[1], m[2]);
 }
 
-/* The tracer's own counters (last repetition): where the cost of recording goes. */
+/* The tracer's own counters over the generated tokens of the last repetition: where the cost
+ * of recording goes. */
 static void print_tracer(const char *level, const struct trc_writer_stats *s, double toks)
 {
-    printf("tracer %-5s per token: %.0f ops, %.0f tensors (%.0f linked, %.0f stored once), "
-           "engine thread %.2f ms in trc_op_record + %.2f ms waiting, writer thread %.2f ms\n",
-           level, (double)s->n_ops / toks, (double)s->n_tensors / toks, (double)s->n_linked / toks,
-           (double)s->n_dedup / toks, (double)s->record_ns / toks / 1e6,
-           (double)s->wait_ns / toks / 1e6, (double)s->worker_ns / toks / 1e6);
+    printf(
+        "tracer %-5s per generated token: %.0f ops, %.0f tensors (%.0f linked, %.0f stored once), "
+        "engine thread %.2f ms in trc_op_record + %.2f ms waiting, writer thread %.2f ms\n",
+        level, (double)s->n_ops / toks, (double)s->n_tensors / toks, (double)s->n_linked / toks,
+        (double)s->n_dedup / toks, (double)s->record_ns / toks / 1e6,
+        (double)s->wait_ns / toks / 1e6, (double)s->worker_ns / toks / 1e6);
+}
+
+/* Generation time traced / untraced for each repetition (the runs of a repetition are next to
+ * each other, so a change in the machine's load moves both), summarized as min, median, max. */
+static void cost(const struct series *plain, const struct series *traced, int reps, double out[3])
+{
+    double r[64];
+    for (int i = 0; i < reps; i++) {
+        r[i] = plain->tg[i] / traced->tg[i];
+    }
+    summarize(r, reps, out);
 }
 
 static int bench_main(struct bench *b, bool trace)
 {
     struct series plain, full, stats;
     struct trc_writer_stats ws_full = {0}, ws_stats = {0};
-    double tb_full = 0, tb_stats = 0;
+    double tb_full = 0, tb_stats = 0, unused = 0;
     const double wb = weight_bytes(b->m);
-    int rc = run_series(b, NULL, &plain, &tb_full, &ws_full);
-    if (rc) {
-        return rc;
+    /* untraced, full, stats, then again: interleaved so that the machine's drift is shared */
+    for (int r = 0; r < b->reps; r++) {
+        int rc = run_rep(b, NULL, r, &plain, &unused, NULL);
+        if (rc == 0 && trace) {
+            rc = run_rep(b, "full", r, &full, &tb_full, &ws_full);
+        }
+        if (rc == 0 && trace) {
+            rc = run_rep(b, "stats", r, &stats, &tb_stats, &ws_stats);
+        }
+        if (rc) {
+            return rc;
+        }
     }
     printf("model: %s (%s, %.1f MB of weights), threads %d, simd %s, kv %s\n", b->model_path,
            lm_type_name(lm_model_hparams(b->m)->weight_type), wb / 1e6, b->threads,
@@ -254,33 +300,37 @@ static int bench_main(struct bench *b, bool trace)
     print_series(what, plain.pp, b->reps);
     snprintf(what, sizeof what, "tg%lld", (long long)b->tg);
     print_series(what, plain.tg, b->reps);
-    double bw = measure_bandwidth(b->threads);
+    double bw = measure_bandwidth(b->threads), m[3];
+    summarize(plain.tg, b->reps, m);
     printf("weight-read bandwidth of tg: %.2f GB/s (median); machine read bandwidth: %.2f GB/s "
            "(%d threads)\n",
-           wb * plain.tg[b->reps / 2] / 1e9, bw, b->threads);
+           wb * m[1] / 1e9, bw, b->threads);
     if (!trace) {
         return 0;
-    }
-    if ((rc = run_series(b, "full", &full, &tb_full, &ws_full)) ||
-        (rc = run_series(b, "stats", &stats, &tb_stats, &ws_stats))) {
-        return rc;
     }
     const double raw = b->raw_bytes, toks = (double)(b->pp + b->tg);
     snprintf(what, sizeof what, "tg%lld traced full", (long long)b->tg);
     print_series(what, full.tg, b->reps);
     snprintf(what, sizeof what, "tg%lld traced stats", (long long)b->tg);
     print_series(what, stats.tg, b->reps);
-    printf("tracing cost (median tg time ratio): full %.3fx, stats %.3fx\n",
-           plain.tg[b->reps / 2] / full.tg[b->reps / 2],
-           plain.tg[b->reps / 2] / stats.tg[b->reps / 2]);
+    double cf[3], cs[3];
+    cost(&plain, &full, b->reps, cf);
+    cost(&plain, &stats, b->reps, cs);
+    printf("tracing cost (tg time traced/untraced per repetition, median (min-max)): full %.3fx "
+           "(%.3f-%.3f), stats %.3fx (%.3f-%.3f)\n",
+           cf[1], cf[0], cf[2], cs[1], cs[0], cs[2]);
     printf("full trace: %.2f MB for %.0f tokens (%.1f KB/token), raw tensor data %.2f MB, "
            "compression ratio stored/raw %.3f\n",
            tb_full / 1e6, toks, tb_full / toks / 1e3, raw / 1e6, raw > 0 ? tb_full / raw : 0);
-    printf("raw tensor throughput while generating: %.1f MB/s\n",
-           raw / toks * full.tg[b->reps / 2] / 1e6);
+    const double graw = (double)ws_full.raw_bytes, gst = (double)ws_full.stored_bytes;
+    summarize(full.tg, b->reps, m);
+    printf("generated tokens: %.1f KB of tensor data per token (%.1f KB after dedupe and "
+           "compression), %.1f MB/s while generating\n",
+           graw / (double)b->tg / 1e3, gst / (double)b->tg / 1e3,
+           graw / (double)b->tg * m[1] / 1e6);
     printf("stats-only trace: %.2f MB\n", tb_stats / 1e6);
-    print_tracer("full", &ws_full, toks);
-    print_tracer("stats", &ws_stats, toks);
+    print_tracer("full", &ws_full, (double)b->tg);
+    print_tracer("stats", &ws_stats, (double)b->tg);
     return 0;
 }
 

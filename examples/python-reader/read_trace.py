@@ -2,11 +2,12 @@
 """Read an lltrace trace from Python with only the standard library (+ zstd).
 
 A trace is an SQLite file (schema/trace.sql documents every column). Tensor data are stored as
-one zstd frame of the raw little-endian bytes after a byte shuffle by element width; this
-script undoes both, checks the lt64 content hash, and prints values.
+zstd frames (one per byte plane, or one; each with content size and checksum) of the raw
+little-endian bytes after a byte shuffle by element width; this script undoes both, checks the
+lt64 content hash, and prints values. It reads trace format versions 1 and 2.
 
 Decompression uses the `zstandard` module when installed (pip install zstandard), else the
-`zstd` command-line tool through subprocess.
+`zstd` command-line tool through subprocess (which decodes concatenated frames by itself).
 
     read_trace.py TRACE                      runs, steps and ops of the trace
     read_trace.py TRACE --op output --step 0 [--role out]   one tensor, decoded
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import urllib.parse
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # newest format read; version 1 differs only in always having one frame
 WIDTH = {"f32": 4, "f16": 2, "bf16": 2, "i32": 4}
 M64 = (1 << 64) - 1
 P1, P2, P3 = 0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9
@@ -46,11 +47,27 @@ def lt64(data: bytes) -> str:
 
 
 def zstd_decompress(blob: bytes, size: int) -> bytes:
+    """Decodes a sequence of zstd frames (checksums verified) and concatenates their contents."""
     try:
         import zstandard
-        return zstandard.ZstdDecompressor().decompress(blob, max_output_size=size)
     except ImportError:
-        pass
+        zstandard = None
+    if zstandard is not None:
+        parts, rest = [], blob
+        if not rest:
+            raise ValueError("bad zstd frame: empty blob")
+        while rest:  # one decompressobj per frame: it stops at the frame's end
+            d = zstandard.ZstdDecompressor().decompressobj()
+            try:
+                parts.append(d.decompress(rest))
+            except zstandard.ZstdError as e:
+                raise ValueError("bad zstd frame: %s" % e)
+            if not d.eof:
+                raise ValueError("bad zstd frame: truncated")
+            rest = d.unused_data
+            if sum(len(p) for p in parts) > size:
+                break
+        return b"".join(parts)
     if not shutil.which("zstd"):
         raise RuntimeError("need the zstandard module or the zstd command")
     out = subprocess.run(["zstd", "-d", "-c", "-q"], input=blob, capture_output=True)
@@ -116,8 +133,12 @@ def open_trace(path: str):
         (ver,) = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
     except sqlite3.DatabaseError:
         sys.exit("%s: not an lltrace trace" % path)
-    if int(ver) != SCHEMA_VERSION:
-        sys.exit("%s: trace schema version %s, this reader knows %d" % (path, ver, SCHEMA_VERSION))
+    if int(ver) > SCHEMA_VERSION:
+        sys.exit("%s: trace schema version %s is newer than this reader supports (%d)"
+                 % (path, ver, SCHEMA_VERSION))
+    if int(ver) < 1:
+        sys.exit("%s: trace schema version %s is older than the oldest this reader reads (1)"
+                 % (path, ver))
     return conn
 
 

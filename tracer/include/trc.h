@@ -99,9 +99,10 @@ typedef struct trc_writer trc_writer;
 struct trc_writer_opts {
     bool overwrite;   /* replace an existing file (otherwise TRC_EEXIST) */
     int queue_mb;     /* bound on tensor bytes waiting for compression; 0 = default (256) */
-    int zstd_level;   /* 0 = default: zstd's fast matching (level -30) with Huffman-coded
-                         literals, one block per byte plane: on activations about as small as
-                         level 3 at 2-3x its speed; else a zstd level as is (1..19, negative) */
+    int zstd_level;   /* 0 = default: one zstd frame per byte plane; planes that look random
+                         (low mantissa bytes) as frames of raw blocks, the others with zstd's
+                         fast matching (level -30) and Huffman-coded literals; else a zstd
+                         level (1..19, negative) for every plane */
     bool synchronous; /* compress on the caller's thread (no worker); default false */
 };
 
@@ -180,7 +181,7 @@ struct trc_writer_stats {
 int trc_writer_get_stats(trc_writer *w, struct trc_writer_stats *out);
 
 /* Version of the trace format this library writes and reads (schema/trace.sql, meta table). */
-#define TRC_SCHEMA_VERSION 1
+#define TRC_SCHEMA_VERSION 2
 
 /* ---- reader ------------------------------------------------------------------------------- */
 
