@@ -29,16 +29,15 @@ struct mm_job {
     float *out; /* (n, w->m) */
     unsigned flags;
     int64_t chunk_rows; /* a multiple of 16, so that no kernel block straddles two chunks */
-    lm_chunks chunks;
 };
 
-static void mm_worker(void *arg, int ith, int nth)
+static void mm_worker(void *arg, int64_t chunk, int ith)
 {
-    struct mm_job *j = arg;
+    const struct mm_job *j = arg;
+    const int64_t r0 = chunk * j->chunk_rows;
+    const int64_t r1 = r0 + j->chunk_rows < j->w->m ? r0 + j->chunk_rows : j->w->m;
     (void)ith;
-    (void)nth;
-    for (int64_t r0; (r0 = lm_chunk_next(&j->chunks) * j->chunk_rows) < j->w->m;) {
-        const int64_t r1 = r0 + j->chunk_rows < j->w->m ? r0 + j->chunk_rows : j->w->m;
+    if (r0 < r1) {
         lm_matmul_ex(j->w->type, j->w->k, j->w->m, j->w->data, j->act, j->act_stride, j->n, j->out,
                      j->w->m, r0, r1, j->flags);
     }
@@ -52,12 +51,11 @@ struct conv_job {
     size_t stride;
 };
 
-static void conv_worker(void *arg, int ith, int nth)
+static void conv_worker(void *arg, int64_t r, int ith)
 {
     const struct conv_job *j = arg;
-    for (int64_t r = ith; r < j->n; r += nth) {
-        lm_act_convert(j->wtype, j->x + r * j->k, (char *)j->dst + r * j->stride, j->k);
-    }
+    (void)ith;
+    lm_act_convert(j->wtype, j->x + r * j->k, (char *)j->dst + r * j->stride, j->k);
 }
 
 /* out (n, w->m) = x (n, w->k) times the weight's rows. */
@@ -65,17 +63,15 @@ static void matmul(lm_ctx *c, const struct lm_weight *w, const float *x, int64_t
 {
     struct conv_job cj = {w->type, x, w->k, n, c->act, lm_act_row_bytes(w->type, w->k)};
     /* A tied output matrix is token_embd, which llama.cpp never repacks. */
-    struct mm_job mj = {w, c->act, cj.stride,
-                        n, out,    w->data == c->m->tok_embd.data ? LM_MM_NO_REPACK : 0u,
-                        0, {0}};
+    struct mm_job mj = {
+        w, c->act, cj.stride, n, out, w->data == c->m->tok_embd.data ? LM_MM_NO_REPACK : 0u, 0};
     const double work = (double)w->k * (double)w->m * (double)n;
-    /* About 8 chunks per worker, at least 64 rows each: few enough that taking one costs
-     * nothing, enough that a preempted worker's chunk is a small part of the job. */
-    const int64_t nth = lm_pool_size(c->pool);
-    mj.chunk_rows = (w->m / (8 * nth) + 15) / 16 * 16;
-    mj.chunk_rows = mj.chunk_rows < 64 ? 64 : mj.chunk_rows;
-    lm_pool_run_sized(c->pool, conv_worker, &cj, (double)(w->k * n) * 64.0);
-    lm_pool_run_sized(c->pool, mm_worker, &mj, work);
+    /* chunks of at least 64 rows: few enough that claiming one costs nothing, enough that a
+     * preempted worker's chunk is a small part of the job */
+    const int64_t n_chunks = lm_pool_chunks(c->pool, w->m, 64);
+    mj.chunk_rows = ((w->m + n_chunks - 1) / n_chunks + 15) / 16 * 16;
+    lm_pool_run_sized(c->pool, conv_worker, &cj, n, (double)(w->k * n) * 64.0);
+    lm_pool_run_sized(c->pool, mm_worker, &mj, (w->m + mj.chunk_rows - 1) / mj.chunk_rows, work);
 }
 
 /* ---- attention --------------------------------------------------------------------------------
@@ -100,40 +96,39 @@ static void attn_shape(const lm_ctx *c, int64_t n, int64_t pos0, struct lm_attn_
     a->gqa_tile = c->faults.gqa_tile;
 }
 
-static void scores_worker(void *arg, int ith, int nth)
+/* One chunk per head. */
+static void scores_worker(void *arg, int64_t h, int ith)
 {
     const struct attn_job *j = arg;
     lm_ctx *c = j->c;
     const int64_t kvd = j->a.n_head_kv * j->a.head_dim;
     const size_t esz = c->kv_type == LM_TYPE_F16 ? 2 : 4;
     const char *k = (const char *)c->k_cache + (size_t)(j->layer * c->n_ctx * kvd) * esz;
-    for (int64_t h = ith; h < j->a.n_head; h += nth) {
-        lm_op_attn_scores_head(&j->a, h, c->qr, k, kvd, c->scratch + ith * c->scratch_n,
-                               c->kq + h * j->a.n * j->a.n_kv);
-    }
+    lm_op_attn_scores_head(&j->a, h, c->qr, k, kvd, c->scratch + ith * c->scratch_n,
+                           c->kq + h * j->a.n * j->a.n_kv);
 }
 
-static void softmax_worker(void *arg, int ith, int nth)
+/* One chunk per head: its n rows. */
+static void softmax_worker(void *arg, int64_t h, int ith)
 {
     const struct attn_job *j = arg;
-    const int64_t rows = j->a.n_head * j->a.n;
-    for (int64_t r = ith; r < rows; r += nth) {
+    (void)ith;
+    for (int64_t r = h * j->a.n; r < (h + 1) * j->a.n; r++) {
         lm_op_softmax(j->c->kq + r * j->a.n_kv, j->a.n_kv, j->c->faults.softmax_f16,
                       j->c->sm + r * j->a.n_kv);
     }
 }
 
-static void context_worker(void *arg, int ith, int nth)
+/* One chunk per head. */
+static void context_worker(void *arg, int64_t h, int ith)
 {
     const struct attn_job *j = arg;
     lm_ctx *c = j->c;
     const int64_t kvd = j->a.n_head_kv * j->a.head_dim;
     const size_t esz = c->kv_type == LM_TYPE_F16 ? 2 : 4;
     const char *vt = (const char *)c->v_cache + (size_t)(j->layer * kvd * c->n_ctx) * esz;
-    for (int64_t h = ith; h < j->a.n_head; h += nth) {
-        lm_op_attn_context_head(&j->a, h, c->sm + h * j->a.n * j->a.n_kv, vt, c->n_ctx,
-                                c->scratch + ith * c->scratch_n, c->kqv);
-    }
+    lm_op_attn_context_head(&j->a, h, c->sm + h * j->a.n * j->a.n_kv, vt, c->n_ctx,
+                            c->scratch + ith * c->scratch_n, c->kqv);
 }
 
 /* ---- the pass ---------------------------------------------------------------------------------
@@ -230,13 +225,13 @@ static void attention(lm_ctx *c, int64_t l, int64_t pos0, int64_t n)
 
     lm_rec_begin(c, &r, l, "kq", "attn_scores", pos0, n);
     const double attn_work = (double)(hp->n_head * n * aj.a.n_kv * hd);
-    lm_pool_run_sized(c->pool, scores_worker, &aj, attn_work);
+    lm_pool_run_sized(c->pool, scores_worker, &aj, hp->n_head, attn_work);
     lm_rec_scores(c, &r, c->qr, c->kq, n, aj.a.n_kv);
     lm_rec_begin(c, &r, l, "kq_softmax", "softmax", pos0, n);
-    lm_pool_run_sized(c->pool, softmax_worker, &aj, attn_work / (double)hd * 16.0);
+    lm_pool_run_sized(c->pool, softmax_worker, &aj, hp->n_head, attn_work / (double)hd * 16.0);
     lm_rec_softmax(c, &r, c->kq, c->sm, n, aj.a.n_kv);
     lm_rec_begin(c, &r, l, "kqv", "attn_ctx", pos0, n);
-    lm_pool_run_sized(c->pool, context_worker, &aj, attn_work);
+    lm_pool_run_sized(c->pool, context_worker, &aj, hp->n_head, attn_work);
     lm_rec_context(c, &r, c->sm, c->kqv, n, aj.a.n_kv, qd);
 
     lm_rec_begin(c, &r, l, "attn_out", "matmul", pos0, n);

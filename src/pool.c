@@ -1,8 +1,9 @@
 /*
- * Fork-join thread pool (see pool_int.h). A job is published by bumping an atomic generation
- * counter; workers spin on it for a short while, yield the core for a while, then sleep on a
- * condition variable (see wait_job). Completion is an atomic counter the caller spins on, then
- * yields on. Depends on pthreads and C11 atomics only.
+ * Fork-join thread pool with chunked jobs (see pool_int.h). A job is published by bumping an
+ * atomic generation counter; workers spin on it for a short while, yield the core for a while,
+ * then sleep on a condition variable (see wait_job). Each worker, the caller included, claims
+ * chunks with a compare-and-swap until none is left; completion is a count of chunks run that
+ * the caller spins on, yields on, then sleeps on. Depends on pthreads and C11 atomics only.
  */
 #include "pool_int.h"
 
@@ -33,14 +34,21 @@ struct lm_pool {
     pthread_t *threads; /* (n - 1) */
     pthread_mutex_t mu;
     pthread_cond_t wake, done;
-    atomic_ulong gen;        /* job generation, bumped per lm_pool_run */
-    atomic_int n_done;       /* helpers finished with the current job */
+    atomic_ulong gen; /* job generation, bumped per job */
+    /* The job: written by the caller before it bumps gen. claim is (gen mod 2^32) << 32 | the
+     * next unclaimed chunk; a worker claims chunk k with a compare-and-swap on it, so a worker
+     * that is late (it read gen of a finished job) can never run a chunk of another job. */
+    _Atomic(lm_pool_fn) fn;
+    _Atomic(void *) arg;
+    atomic_llong n_chunks;
+    atomic_ullong claim;
+    atomic_llong n_finished; /* chunks of the current job that have run */
     atomic_int n_sleep;      /* helpers blocked on the condition variable */
-    atomic_int caller_sleep; /* the caller blocks on `done` until the helpers finish */
+    atomic_int caller_sleep; /* the caller blocks on `done` until the last chunk has run */
     atomic_int stop;
-    lm_pool_fn fn;
-    void *arg;
 };
+
+#define NO_CHUNK 0xffffffffULL
 
 struct worker_arg {
     lm_pool *p;
@@ -71,12 +79,45 @@ static unsigned long wait_job(lm_pool *p, unsigned long seen)
     return atomic_load_explicit(&p->gen, memory_order_acquire);
 }
 
-/* The caller waits for the helpers as they wait for jobs: spin, yield, then sleep. Sleeping
- * frees the core when a helper was preempted (by a tracer's writer, say), so that the
- * scheduler can run it there instead of letting us spin while it waits for its turn. */
-static void wait_done(lm_pool *p)
+/* Claims the next chunk of job g32 (of n): its index, or -1 when none is left or the job is
+ * not the current one. */
+static int64_t claim_next(lm_pool *p, unsigned long long g32, int64_t n)
 {
-    for (int i = 0; atomic_load_explicit(&p->n_done, memory_order_acquire) < p->n - 1; i++) {
+    unsigned long long c = atomic_load_explicit(&p->claim, memory_order_acquire);
+    for (;;) {
+        unsigned long long k = c & NO_CHUNK;
+        if ((c >> 32) != g32 || k == NO_CHUNK || (int64_t)k >= n) {
+            return -1;
+        }
+        if (atomic_compare_exchange_weak_explicit(&p->claim, &c, c + 1, memory_order_acq_rel,
+                                                  memory_order_acquire)) {
+            return (int64_t)k;
+        }
+    }
+}
+
+/* Runs chunks of job g32 until none is left; the one who runs the last wakes a sleeping caller. */
+static void run_chunks(lm_pool *p, unsigned long long g32, lm_pool_fn fn, void *arg, int64_t n,
+                       int ith)
+{
+    for (int64_t k; (k = claim_next(p, g32, n)) >= 0;) {
+        fn(arg, k, ith);
+        /* seq_cst: pairs with the caller's caller_sleep store then n_finished load */
+        if (atomic_fetch_add(&p->n_finished, 1) + 1 == n && ith != 0 &&
+            atomic_load(&p->caller_sleep)) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->mu);
+        }
+    }
+}
+
+/* The caller waits for the chunks others hold as helpers wait for jobs: spin, yield, then
+ * sleep. Sleeping frees the core when a helper holding a chunk was preempted (by a tracer's
+ * writer, say), so that the scheduler can run it there. */
+static void wait_finished(lm_pool *p, int64_t n)
+{
+    for (int i = 0; atomic_load_explicit(&p->n_finished, memory_order_acquire) < n; i++) {
         if (i < SPIN_ITERS) {
             cpu_relax();
         } else if (i < SPIN_ITERS + YIELD_ITERS) {
@@ -84,7 +125,7 @@ static void wait_done(lm_pool *p)
         } else {
             pthread_mutex_lock(&p->mu);
             atomic_store(&p->caller_sleep, 1);
-            while (atomic_load(&p->n_done) < p->n - 1) {
+            while (atomic_load(&p->n_finished) < n) {
                 pthread_cond_wait(&p->done, &p->mu);
             }
             atomic_store(&p->caller_sleep, 0);
@@ -108,13 +149,11 @@ static void *worker_main(void *v)
         if (atomic_load(&p->stop)) {
             return NULL;
         }
-        p->fn(p->arg, wa.ith, p->n);
-        /* seq_cst: pairs with the caller's caller_sleep store then n_done load */
-        if (atomic_fetch_add(&p->n_done, 1) + 1 == p->n - 1 && atomic_load(&p->caller_sleep)) {
-            pthread_mutex_lock(&p->mu);
-            pthread_cond_signal(&p->done);
-            pthread_mutex_unlock(&p->mu);
-        }
+        /* acquire: if these are already the next job's, so is claim, and nothing runs */
+        lm_pool_fn fn = atomic_load_explicit(&p->fn, memory_order_acquire);
+        void *arg = atomic_load_explicit(&p->arg, memory_order_acquire);
+        int64_t n = atomic_load_explicit(&p->n_chunks, memory_order_acquire);
+        run_chunks(p, seen & NO_CHUNK, fn, arg, n, wa.ith);
     }
 }
 
@@ -129,6 +168,7 @@ lm_pool *lm_pool_create(int n_threads)
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->wake, NULL);
     pthread_cond_init(&p->done, NULL);
+    atomic_store(&p->claim, NO_CHUNK); /* generation 0: no job */
     p->threads = calloc((size_t)n_threads, sizeof *p->threads);
     if (!p->threads) {
         lm_pool_destroy(p);
@@ -177,30 +217,49 @@ int lm_pool_size(const lm_pool *p)
     return p->n;
 }
 
-void lm_pool_run(lm_pool *p, lm_pool_fn fn, void *arg)
+void lm_pool_run(lm_pool *p, lm_pool_fn fn, void *arg, int64_t n_chunks)
 {
-    if (p->n == 1) {
-        fn(arg, 0, 1);
+    if (p->n == 1 || n_chunks <= 1) {
+        for (int64_t k = 0; k < n_chunks; k++) {
+            fn(arg, k, 0);
+        }
         return;
     }
-    p->fn = fn;
-    p->arg = arg;
-    atomic_store_explicit(&p->n_done, 0, memory_order_relaxed);
-    atomic_fetch_add(&p->gen, 1); /* seq_cst: pairs with the n_sleep check below */
+    const unsigned long g = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
+    const unsigned long long g32 = g & NO_CHUNK;
+    /* a late worker of the last job sees another generation in claim before the new job */
+    atomic_store(&p->claim, g32 << 32 | NO_CHUNK);
+    atomic_store_explicit(&p->fn, fn, memory_order_release);
+    atomic_store_explicit(&p->arg, arg, memory_order_release);
+    atomic_store_explicit(&p->n_chunks, n_chunks, memory_order_release);
+    atomic_store_explicit(&p->n_finished, 0, memory_order_relaxed);
+    atomic_store_explicit(&p->claim, g32 << 32, memory_order_release);
+    atomic_store(&p->gen, g); /* seq_cst: pairs with the n_sleep check below */
     if (atomic_load(&p->n_sleep) > 0) {
         pthread_mutex_lock(&p->mu);
         pthread_cond_broadcast(&p->wake);
         pthread_mutex_unlock(&p->mu);
     }
-    fn(arg, 0, p->n);
-    wait_done(p);
+    run_chunks(p, g32, fn, arg, n_chunks, 0);
+    wait_finished(p, n_chunks);
 }
 
-void lm_pool_run_sized(lm_pool *p, lm_pool_fn fn, void *arg, double work)
+void lm_pool_run_sized(lm_pool *p, lm_pool_fn fn, void *arg, int64_t n_chunks, double work)
 {
     if (work < LM_POOL_MIN_WORK) {
-        fn(arg, 0, 1);
+        for (int64_t k = 0; k < n_chunks; k++) {
+            fn(arg, k, 0);
+        }
         return;
     }
-    lm_pool_run(p, fn, arg);
+    lm_pool_run(p, fn, arg, n_chunks);
+}
+
+int64_t lm_pool_chunks(const lm_pool *p, int64_t n, int64_t min_items)
+{
+    int64_t c = (int64_t)p->n * 8;
+    if (min_items > 0 && n / min_items < c) {
+        c = n / min_items;
+    }
+    return c < 1 ? 1 : c;
 }

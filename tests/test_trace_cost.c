@@ -3,7 +3,8 @@
  * (trc_op_record_linked) store nothing twice and fall back to the data when they cannot be
  * honoured; trc_writer_check_links catches a wrong link; the engine's links (src/record.c)
  * name exactly the data it passes, at every level mix and KV type; the SIMD stats equal a plain
- * reference; XXH64 matches zstd's checksums; the codec writes one zstd frame per byte plane,
+ * reference, and the fused hash + stats pass (portable and AVX2) equals trc__hash + trc__stats
+ * bit for bit; XXH64 matches zstd's checksums; the codec writes one zstd frame per byte plane,
  * Raw frames for random planes, that libzstd and `zstd -d` decode, rejects corrupt, truncated
  * and wrongly sized blobs, decodes version 1 blobs, and compresses like level 3; the two
  * indexes built at close exist only then; and the thread pool's waits (spin, yield, sleep) lose
@@ -339,6 +340,112 @@ START_TEST(test_trace_cost_stats_lanes)
 }
 END_TEST
 
+/* trc__hash_stats, on each loop the CPU can run and through the dispatch, equals trc__hash +
+ * trc__stats exactly (the doubles compared by memcmp). */
+static void hash_stats_same(const void *p, enum trc_dtype dt, size_t n, const char *what)
+{
+    uint64_t h0 = trc__hash(p, n * trc__dtype_size(dt));
+    struct trc__stats s0;
+    trc__stats(p, dt, n, &s0);
+    for (int k = 0; k < 3; k++) {
+        uint64_t h1 = ~h0;
+        struct trc__stats s1;
+        memset(&s1, 0xa5, sizeof s1);
+        if (k == 2) {
+            trc__hash_stats(p, dt, n, &h1, &s1);
+        } else if (k == 0 || trc__scan_has_avx2()) {
+            trc__hash_stats_simd(p, dt, n, &h1, &s1, k == 1);
+        } else {
+            continue;
+        }
+        ck_assert_msg(h1 == h0 && memcmp(&s0, &s1, sizeof s0) == 0,
+                      "%s: n %zu, loop %d: hash %016llx/%016llx min %g/%g rms %a/%a", what, n, k,
+                      (unsigned long long)h1, (unsigned long long)h0, s1.min, s0.min, s1.rms,
+                      s0.rms);
+    }
+}
+
+/* Random f32 of a wide range of magnitudes; with odd > 0, about one element in odd is NaN,
+ * +-Inf, -0, +0, a denormal or +-FLT_MAX. */
+static void mixed_f32(float *x, size_t n, uint32_t *seed, uint32_t odd)
+{
+    static const float special[] = {NAN,    INFINITY,  -INFINITY,     -0.0f,         0.0f,
+                                    1e-40f, -1.4e-45f, 3.4028235e38f, -3.4028235e38f};
+    for (size_t i = 0; i < n; i++) {
+        *seed = *seed * 1664525u + 1013904223u;
+        uint32_t r = *seed >> 8;
+        x[i] = (float)((int32_t)r - (1 << 23)) * ldexpf(1.0f, (int)(r % 41) - 30);
+        if (odd > 0 && (r >> 4) % odd == 0) {
+            x[i] = special[r % (sizeof special / sizeof special[0])];
+        }
+    }
+}
+
+START_TEST(test_trace_cost_hash_stats_f32)
+{
+    enum { CAP = 70000 };
+    float *buf = malloc((CAP + 8) * sizeof *buf);
+    uint32_t seed = 11;
+    static const uint32_t odds[] = {0, 3, 13, 1};
+    for (size_t n = 0; n <= 300; n++) {
+        float *x = buf + n % 8; /* every start within a 32-byte block */
+        mixed_f32(x, n, &seed, odds[n % 4]);
+        hash_stats_same(x, TRC_DTYPE_F32, n, "f32");
+    }
+    static const size_t big[] = {1000, 4099, 5632, 32768, CAP};
+    for (size_t z = 0; z < sizeof big / sizeof big[0]; z++) {
+        for (size_t o = 0; o < 4; o++) {
+            float *x = buf + 2 * o + 1; /* odd starts: not 32-byte aligned */
+            mixed_f32(x, big[z], &seed, odds[o]);
+            hash_stats_same(x, TRC_DTYPE_F32, big[z], "f32 big");
+        }
+    }
+    /* a lone special value in each lane and in the tail; all elements alike */
+    static const float one[] = {NAN, -INFINITY, -0.0f, 1e-45f};
+    for (size_t v = 0; v < sizeof one / sizeof one[0]; v++) {
+        for (size_t at = 0; at < 21; at++) {
+            for (size_t i = 0; i < 21; i++) {
+                buf[i] = i == at ? one[v] : (v == 2 ? 0.0f : (float)i - 10.0f);
+            }
+            hash_stats_same(buf, TRC_DTYPE_F32, 21, "f32 one special");
+            for (size_t i = 0; i < 21; i++) {
+                buf[i] = one[v];
+            }
+            hash_stats_same(buf, TRC_DTYPE_F32, 1 + at, "f32 all special");
+        }
+    }
+    /* zeros of random signs: min and max keep the zero that minps/maxps keep */
+    for (size_t n = 1; n <= 64; n++) {
+        for (size_t i = 0; i < n; i++) {
+            seed = seed * 1664525u + 1013904223u;
+            buf[i] = (seed >> 20) % 7 == 0 ? NAN : (seed >> 28) % 2 ? -0.0f : 0.0f;
+        }
+        hash_stats_same(buf, TRC_DTYPE_F32, n, "f32 signed zeros");
+    }
+    free(buf);
+}
+END_TEST
+
+START_TEST(test_trace_cost_hash_stats_other)
+{
+    static const enum trc_dtype dts[] = {TRC_DTYPE_F16, TRC_DTYPE_BF16, TRC_DTYPE_I32};
+    static const size_t lens[] = {0, 1, 7, 8, 9, 31, 33, 255, 1023, 1024, 1025, 3001};
+    uint8_t *buf = malloc(3001 * 4 + 8);
+    uint32_t seed = 29;
+    for (size_t d = 0; d < sizeof dts / sizeof dts[0]; d++) {
+        for (size_t z = 0; z < sizeof lens / sizeof lens[0]; z++) {
+            uint8_t *p = buf + z % 4 * 2; /* unaligned starts, element-aligned */
+            for (size_t i = 0; i < lens[z] * 4; i++) {
+                seed = seed * 1664525u + 1013904223u;
+                p[i] = (uint8_t)(seed >> 24); /* every bit pattern: NaN, Inf, denormals */
+            }
+            hash_stats_same(p, dts[d], lens[z], trc__dtype_name(dts[d]));
+        }
+    }
+    free(buf);
+}
+END_TEST
+
 /* Activation-like rows: a smooth per-channel scale times normal noise. */
 static void activations(float *x, size_t n, uint32_t seed)
 {
@@ -629,9 +736,12 @@ END_TEST
 
 /* ---- the pool's waits ---------------------------------------------------------------------- */
 
+enum { PJOB_CHUNKS = 6 };
+
 struct pjob {
-    int n_calls[2];
-    int slow; /* 0: none, 1: the helper is slow (the caller sleeps), 2: the caller is */
+    _Atomic int runs[PJOB_CHUNKS]; /* times each chunk ran in this job */
+    _Atomic int by_helper;         /* chunks the helper ran, over all jobs */
+    int slow;                      /* 0: none, 1: chunk 0 naps 3 ms, 2: chunk 5 does */
 };
 
 static void nap_ms(int ms)
@@ -640,30 +750,39 @@ static void nap_ms(int ms)
     nanosleep(&ts, NULL);
 }
 
-static void pjob_fn(void *arg, int ith, int nth)
+static void pjob_fn(void *arg, int64_t chunk, int ith)
 {
     struct pjob *j = arg;
-    ck_assert_int_eq(nth, 2);
-    if ((j->slow == 1 && ith == 1) || (j->slow == 2 && ith == 0)) {
+    ck_assert(chunk >= 0 && chunk < PJOB_CHUNKS);
+    ck_assert(ith == 0 || ith == 1);
+    if ((j->slow == 1 && chunk == 0) || (j->slow == 2 && chunk == PJOB_CHUNKS - 1)) {
         nap_ms(3);
     }
-    j->n_calls[ith]++;
+    j->runs[chunk]++;
+    j->by_helper += ith == 1;
 }
 
+/* Every chunk of every job runs exactly once whoever is slow, asleep or late; the helper takes
+ * part when it is awake. */
 START_TEST(test_trace_cost_pool_waits)
 {
     lm_pool *p = lm_pool_create(2);
     ck_assert_ptr_nonnull(p);
-    struct pjob j = {{0, 0}, 0};
-    for (int i = 0; i < 30; i++) {
+    struct pjob j = {.slow = 0};
+    for (int i = 0; i < 60; i++) {
         j.slow = i % 3;
-        lm_pool_run(p, pjob_fn, &j);
+        for (int k = 0; k < PJOB_CHUNKS; k++) {
+            j.runs[k] = 0;
+        }
+        lm_pool_run(p, pjob_fn, &j, PJOB_CHUNKS);
+        for (int k = 0; k < PJOB_CHUNKS; k++) {
+            ck_assert_msg(j.runs[k] == 1, "job %d: chunk %d ran %d times", i, k, (int)j.runs[k]);
+        }
         if (i % 5 == 4) {
             nap_ms(5); /* the helper goes through spin and yield to sleep */
         }
     }
-    ck_assert_int_eq(j.n_calls[0], 30);
-    ck_assert_int_eq(j.n_calls[1], 30);
+    ck_assert_int_gt(j.by_helper, 0);
     lm_pool_destroy(p);
 }
 END_TEST
@@ -678,6 +797,8 @@ Suite *trace_cost_suite(void)
     tcase_add_test(tc, test_trace_cost_check_links);
     tcase_add_test(tc, test_trace_cost_engine_links);
     tcase_add_test(tc, test_trace_cost_stats_lanes);
+    tcase_add_test(tc, test_trace_cost_hash_stats_f32);
+    tcase_add_test(tc, test_trace_cost_hash_stats_other);
     tcase_add_test(tc, test_trace_cost_xxh64);
     tcase_add_test(tc, test_trace_cost_codec_roundtrip);
     tcase_add_test(tc, test_trace_cost_codec_planes);

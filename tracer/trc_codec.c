@@ -63,9 +63,9 @@ int trc__dtype_parse(const char *name, enum trc_dtype *out)
 
 /* ---- lt64 ---------------------------------------------------------------------------------- */
 
-#define P1 0x9E3779B185EBCA87ULL
-#define P2 0xC2B2AE3D27D4EB4FULL
-#define P3 0x165667B19E3779F9ULL
+#define P1 TRC__LT64_P1
+#define P2 TRC__LT64_P2
+#define P3 TRC__LT64_P3
 
 static uint64_t rotl64(uint64_t x, int r)
 {
@@ -90,16 +90,24 @@ static uint64_t load_le64(const uint8_t *p)
 static void lanes_block(uint64_t v[4], const uint8_t *p)
 {
     for (int j = 0; j < 4; j++) {
-        v[j] = rotl64(v[j] + load_le64(p + 8 * j) * P2, 31) * P1;
+        v[j] = trc__lt64_round(v[j], load_le64(p + 8 * j));
     }
 }
 
-uint64_t trc__hash(const void *data, size_t n)
+void trc__hash_init(uint64_t v[4])
+{
+    v[0] = P1 + P2;
+    v[1] = P2;
+    v[2] = 0;
+    v[3] = (uint64_t)0 - P1;
+}
+
+uint64_t trc__hash_end(const uint64_t v0[4], const void *data, size_t n, size_t done)
 {
     const uint8_t *p = data;
-    uint64_t v[4] = {P1 + P2, P2, 0, (uint64_t)0 - P1};
+    uint64_t v[4] = {v0[0], v0[1], v0[2], v0[3]};
     size_t full = n / 32 * 32;
-    for (size_t i = 0; i < full; i += 32) {
+    for (size_t i = done; i < full; i += 32) {
         lanes_block(v, p + i);
     }
     if (full < n) {
@@ -115,6 +123,13 @@ uint64_t trc__hash(const void *data, size_t n)
     h *= P3;
     h ^= h >> 32;
     return h;
+}
+
+uint64_t trc__hash(const void *data, size_t n)
+{
+    uint64_t v[4];
+    trc__hash_init(v);
+    return trc__hash_end(v, data, n, 0);
 }
 
 void trc__hash_hex(uint64_t h, char hex[17])
@@ -230,19 +245,14 @@ void trc__to_f32(float *dst, const void *src, enum trc_dtype dt, size_t n)
 /* The f32 loop is the hot one (activations, on the engine's thread at level stats). Element i
  * goes to lane i % 8 of the main loop (the tail to lane 0), a non-finite element adds 0 to the
  * sums, leaves min/max alone and is counted; the lanes are added in order 0..7 at the end. The
- * SSE2 path (every x86-64) and the portable one compute exactly the same thing. */
-enum { LANES = 8 };
-
-struct lanes {
-    double s[LANES], q[LANES];
-    float lo[LANES], hi[LANES];
-    int64_t bad;
-};
+ * SSE2 path (every x86-64), the portable one and the fused loops of trc_scan*.c compute
+ * exactly the same thing. */
+enum { LANES = TRC__LANES };
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
 
-static size_t lanes_main(struct lanes *l, const float *x, size_t n)
+static size_t lanes_main(struct trc__lanes *l, const float *x, size_t n)
 {
     const __m128i expo = _mm_set1_epi32(0x7f800000);
     const __m128 pinf = _mm_set1_ps(INFINITY);
@@ -284,7 +294,7 @@ static size_t lanes_main(struct lanes *l, const float *x, size_t n)
     return i;
 }
 #else
-static size_t lanes_main(struct lanes *l, const float *x, size_t n)
+static size_t lanes_main(struct trc__lanes *l, const float *x, size_t n)
 {
     size_t i = 0;
     for (; i + LANES <= n; i += LANES) {
@@ -306,78 +316,97 @@ static size_t lanes_main(struct lanes *l, const float *x, size_t n)
 }
 #endif
 
-static void stats_f32(const float *x, size_t n, double *sum, double *sq, float *mn, float *mx,
-                      int64_t *n_nan, int64_t *n_inf)
+void trc__lanes_init(struct trc__lanes *l)
 {
-    struct lanes l = {.bad = 0};
+    *l = (struct trc__lanes){.bad = 0};
     for (int j = 0; j < LANES; j++) {
-        l.lo[j] = INFINITY;
-        l.hi[j] = -INFINITY;
+        l->lo[j] = INFINITY;
+        l->hi[j] = -INFINITY;
     }
-    for (size_t i = lanes_main(&l, x, n); i < n; i++) {
+}
+
+/* The raw stats of a run of elements, before the division by the finite count. */
+struct acc {
+    double sum, sq;
+    float lo, hi;
+    int64_t n_nan, n_inf;
+};
+
+/* Lanes holding x[0..i): adds x[i..n) to lane 0, tells NaN from Inf, adds the lanes up. */
+static void lanes_end(struct trc__lanes *l, const float *x, size_t n, size_t i, struct acc *a)
+{
+    for (; i < n; i++) {
         float v = x[i];
         if (!isfinite(v)) {
-            l.bad++;
+            l->bad++;
             continue;
         }
-        l.s[0] += (double)v;
-        l.q[0] += (double)v * (double)v;
-        l.lo[0] = l.lo[0] < v ? l.lo[0] : v;
-        l.hi[0] = l.hi[0] > v ? l.hi[0] : v;
+        l->s[0] += (double)v;
+        l->q[0] += (double)v * (double)v;
+        l->lo[0] = l->lo[0] < v ? l->lo[0] : v;
+        l->hi[0] = l->hi[0] > v ? l->hi[0] : v;
     }
-    *n_nan = 0;
-    for (size_t k = 0; l.bad > 0 && k < n; k++) { /* rare: tell NaN from Inf */
-        *n_nan += isnan(x[k]) ? 1 : 0;
+    int64_t n_nan = 0;
+    for (size_t k = 0; l->bad > 0 && k < n; k++) { /* rare: tell NaN from Inf */
+        n_nan += isnan(x[k]) ? 1 : 0;
     }
-    *n_inf = l.bad - *n_nan;
-    *sum = 0.0;
-    *sq = 0.0;
-    *mn = INFINITY;
-    *mx = -INFINITY;
+    *a = (struct acc){.lo = INFINITY, .hi = -INFINITY, .n_nan = n_nan, .n_inf = l->bad - n_nan};
     for (int j = 0; j < LANES; j++) {
-        *sum += l.s[j];
-        *sq += l.q[j];
-        *mn = l.lo[j] < *mn ? l.lo[j] : *mn;
-        *mx = l.hi[j] > *mx ? l.hi[j] : *mx;
+        a->sum += l->s[j];
+        a->sq += l->q[j];
+        a->lo = l->lo[j] < a->lo ? l->lo[j] : a->lo;
+        a->hi = l->hi[j] > a->hi ? l->hi[j] : a->hi;
     }
+}
+
+static void stats_f32(const float *x, size_t n, struct acc *a)
+{
+    struct trc__lanes l;
+    trc__lanes_init(&l);
+    lanes_end(&l, x, n, lanes_main(&l, x, n), a);
+}
+
+static void stats_put(const struct acc *a, size_t n, struct trc__stats *out)
+{
+    int64_t n_fin = (int64_t)n - a->n_nan - a->n_inf;
+    double nan = (double)NAN;
+    out->n_nan = a->n_nan;
+    out->n_inf = a->n_inf;
+    out->min = n_fin > 0 ? (double)a->lo : nan;
+    out->max = n_fin > 0 ? (double)a->hi : nan;
+    out->mean = n_fin > 0 ? a->sum / (double)n_fin : nan;
+    out->rms = n_fin > 0 ? sqrt(a->sq / (double)n_fin) : nan;
+}
+
+void trc__stats_lanes(struct trc__lanes *l, const float *x, size_t n, size_t i,
+                      struct trc__stats *out)
+{
+    struct acc a;
+    lanes_end(l, x, n, i, &a);
+    stats_put(&a, n, out);
 }
 
 void trc__stats(const void *src, enum trc_dtype dt, size_t n, struct trc__stats *out)
 {
-    double sum = 0.0;
-    double sq = 0.0;
-    float lo = INFINITY;
-    float hi = -INFINITY;
-    out->n_nan = 0;
-    out->n_inf = 0;
+    struct acc a = {.lo = INFINITY, .hi = -INFINITY};
     if (dt == TRC_DTYPE_F32) {
-        stats_f32(src, n, &sum, &sq, &lo, &hi, &out->n_nan, &out->n_inf);
+        stats_f32(src, n, &a);
     } else {
         float buf[1024];
         for (size_t i = 0; i < n; i += 1024) {
             size_t k = n - i < 1024 ? n - i : 1024;
             trc__to_f32(buf, (const uint8_t *)src + i * trc__dtype_size(dt), dt, k);
-            double s1;
-            double q1;
-            float l1;
-            float h1;
-            int64_t nn;
-            int64_t ni;
-            stats_f32(buf, k, &s1, &q1, &l1, &h1, &nn, &ni);
-            sum += s1;
-            sq += q1;
-            lo = l1 < lo ? l1 : lo;
-            hi = h1 > hi ? h1 : hi;
-            out->n_nan += nn;
-            out->n_inf += ni;
+            struct acc c;
+            stats_f32(buf, k, &c);
+            a.sum += c.sum;
+            a.sq += c.sq;
+            a.lo = c.lo < a.lo ? c.lo : a.lo;
+            a.hi = c.hi > a.hi ? c.hi : a.hi;
+            a.n_nan += c.n_nan;
+            a.n_inf += c.n_inf;
         }
     }
-    int64_t n_fin = (int64_t)n - out->n_nan - out->n_inf;
-    double nan = (double)NAN;
-    out->min = n_fin > 0 ? (double)lo : nan;
-    out->max = n_fin > 0 ? (double)hi : nan;
-    out->mean = n_fin > 0 ? sum / (double)n_fin : nan;
-    out->rms = n_fin > 0 ? sqrt(sq / (double)n_fin) : nan;
+    stats_put(&a, n, out);
 }
 
 /* ---- shapes -------------------------------------------------------------------------------- */

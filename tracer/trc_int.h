@@ -8,6 +8,7 @@
 #define TRC_INT_H
 
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -32,6 +33,21 @@ int trc__dtype_parse(const char *name, enum trc_dtype *out);
 uint64_t trc__hash(const void *data, size_t n);
 void trc__hash_hex(uint64_t h, char hex[17]);
 
+/* lt64 in pieces, for loops that hash while they do something else (trc_scan.c): the four
+ * lanes start as trc__hash_init sets them, each full 32-byte block updates lane j with its
+ * little-endian word j through trc__lt64_round, and trc__hash_end hashes the rest of the n
+ * bytes from offset done (a multiple of 32) and returns the hash. */
+#define TRC__LT64_P1 0x9E3779B185EBCA87ULL
+#define TRC__LT64_P2 0xC2B2AE3D27D4EB4FULL
+#define TRC__LT64_P3 0x165667B19E3779F9ULL
+static inline uint64_t trc__lt64_round(uint64_t v, uint64_t w)
+{
+    v += w * TRC__LT64_P2;
+    return ((v << 31) | (v >> 33)) * TRC__LT64_P1;
+}
+void trc__hash_init(uint64_t v[4]);
+uint64_t trc__hash_end(const uint64_t v[4], const void *data, size_t n, size_t done);
+
 /* Byte shuffle of n elements of width w: dst[b*n + i] = src[i*w + b]; and its inverse. */
 void trc__shuffle(uint8_t *restrict dst, const uint8_t *restrict src, size_t n, size_t w);
 void trc__unshuffle(uint8_t *restrict dst, const uint8_t *restrict src, size_t n, size_t w);
@@ -47,6 +63,36 @@ struct trc__stats {
 };
 /* Stats of n elements of dtype dt (schema/trace.sql: finite elements only, NaN/Inf counted). */
 void trc__stats(const void *src, enum trc_dtype dt, size_t n, struct trc__stats *out);
+
+/* The f32 stats in pieces: element i of a main loop goes to lane i % TRC__LANES (sums in
+ * double, a non-finite element adds 0, leaves lo/hi alone and is counted in bad);
+ * trc__stats_lanes takes lanes that hold x[0..i) (i a multiple of TRC__LANES, lanes started by
+ * trc__lanes_init), adds the rest of the n elements and writes the stats, exactly as
+ * trc__stats(x, TRC_DTYPE_F32, n, out) would. */
+enum { TRC__LANES = 8 };
+struct trc__lanes {
+    double s[TRC__LANES], q[TRC__LANES]; /* sums of x and of x*x (mul then add, no FMA) */
+    float lo[TRC__LANES], hi[TRC__LANES];
+    int64_t bad; /* non-finite elements */
+};
+void trc__lanes_init(struct trc__lanes *l);
+void trc__stats_lanes(struct trc__lanes *l, const float *x, size_t n, size_t i,
+                      struct trc__stats *out);
+
+/* One pass over n_elems elements of dtype dt: *hash = trc__hash(data, n_elems * width) and
+ * *st = trc__stats(data, dt, n_elems), bit for bit, for less than the two cost (trc_scan.c).
+ * f32 runs a fused loop, AVX2 when the CPU has it unless LLTRACE_SIMD=scalar (read once);
+ * other dtypes call the two functions. trc__hash_stats_simd forces the loop: avx2 true only
+ * when trc__scan_has_avx2() (the CPU's answer; the environment is not read). */
+void trc__hash_stats(const void *data, enum trc_dtype dt, size_t n_elems, uint64_t *hash,
+                     struct trc__stats *st);
+void trc__hash_stats_simd(const void *data, enum trc_dtype dt, size_t n_elems, uint64_t *hash,
+                          struct trc__stats *st, bool avx2);
+bool trc__scan_has_avx2(void);
+/* The fused loop's two versions: fold the full blocks of 8 elements x[0..i) into the lt64
+ * lanes v (one block = one 32-byte hash block) and the stats lanes l; return i. */
+size_t trc__scan_f32_c(const float *x, size_t n, uint64_t v[4], struct trc__lanes *l);
+size_t trc__scan_f32_avx2(const float *x, size_t n, uint64_t v[4], struct trc__lanes *l);
 
 /* Parses a JSON shape "[2,3]" into 1..4 non-negative dims; returns 0 or -1. Writes the
  * canonical form of a shape into buf (returns buf). */

@@ -214,7 +214,7 @@ static int prepare_all(trc_writer *w, char *msg, size_t msglen)
 
 /* Durability (trc.h, schema/trace.sql): WAL with synchronous=NORMAL survives a killed process
  * with every committed step, and an OS crash without corruption (it may lose the last steps). */
-#define PRAGMAS "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-16384; "
+#define PRAGMAS "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-2048; "
 
 /* Pages of 16 KiB: tensors of a few KiB to a few hundred KiB go through SQLite (and the WAL,
  * and the checkpoint) with a quarter of the per-page work of the 4 KiB default; measured with
@@ -674,8 +674,14 @@ static int tensor_store(trc_writer *w, enum trc_level level, const struct trc__j
     }
     size_t width = trc__dtype_size(t->dtype);
     size_t nbytes = (size_t)t->n_stored * width;
-    struct trc__slot me = {
-        .hash = t->has_hash ? t->hash : trc__hash(t->data, nbytes), .stored = -1, .st = t->st};
+    struct trc__slot me = {.hash = t->hash, .stored = -1, .st = t->st};
+    bool has_stats = t->has_stats;
+    if (!t->has_hash && !has_stats) { /* one pass for both: as fast as the hash alone */
+        trc__hash_stats(t->data, t->dtype, (size_t)t->n_stored, &me.hash, &me.st);
+        has_stats = true;
+    } else if (!t->has_hash) {
+        me.hash = trc__hash(t->data, nbytes);
+    }
     int found = t->known ? 0 : tensor_find(w, me.hash, t, &me.id, &me.stored);
     bool want_blob = level == TRC_LEVEL_FULL && !(found && me.stored >= 0);
     const uint8_t *blob = NULL;
@@ -688,7 +694,7 @@ static int tensor_store(trc_writer *w, enum trc_level level, const struct trc__j
         }
         me.stored = (int64_t)blob_len;
     }
-    if (!t->has_stats && !found) {
+    if (!has_stats && !found) {
         trc__stats(t->data, t->dtype, (size_t)t->n_stored, &me.st);
     }
     count(w, level == TRC_LEVEL_FULL ? (int64_t)nbytes : 0, (int64_t)blob_len, found, false);

@@ -29,7 +29,13 @@
  * On a machine the engine keeps busy, every wake-up takes a core from the engine: ops at level
  * stats (a few hundred bytes each) wait for trc_step_end, copies at level full go in 1 MiB
  * batches so that compression overlaps the step. */
-enum { WAKE_JOBS = 4096, WAKE_BYTES = 1 << 20 };
+enum { WAKE_JOBS = 4096, WAKE_BYTES = 256 << 10 };
+
+#ifdef SCHED_BATCH
+#define SCHED_BATCH_POLICY SCHED_BATCH
+#else
+#define SCHED_BATCH_POLICY 3 /* Linux's value; <sched.h> hides it without _GNU_SOURCE */
+#endif
 
 int64_t trc__now_ns(void)
 {
@@ -143,6 +149,10 @@ static void *worker_main(void *arg)
     trc_writer *w = arg;
 #ifdef __linux__
     prctl(PR_SET_NAME, "trc-writer", 0, 0, 0); /* for top -H and perf */
+    /* SCHED_BATCH: waking the writer does not preempt the engine's threads on the spot; it
+     * runs when a core is free or at the scheduler's next tick (no privilege needed) */
+    struct sched_param sp = {0};
+    pthread_setschedparam(pthread_self(), SCHED_BATCH_POLICY, &sp);
 #endif
     pthread_mutex_lock(&w->mu);
     for (;;) {

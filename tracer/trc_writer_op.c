@@ -228,8 +228,7 @@ static void plan_tensor(const trc_writer *w, const struct trc_tensor *t, enum tr
         }
     } else if (level == TRC_LEVEL_STATS && !t->known) {
         p->has_hash = p->has_stats = true;
-        p->hash = trc__hash(t->data, nbytes);
-        trc__stats(t->data, t->dtype, (size_t)p->n_stored, &p->st);
+        trc__hash_stats(t->data, t->dtype, (size_t)p->n_stored, &p->hash, &p->st);
     } else {
         p->copy = true;
     }
