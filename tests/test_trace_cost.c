@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #define ZSTD_STATIC_LINKING_ONLY /* ZSTD_frameHeaderSize, ZSTD_findDecompressedSize */
@@ -734,6 +735,58 @@ START_TEST(test_trace_cost_indexes_at_close)
 }
 END_TEST
 
+static void nap_ms(int ms);
+
+static long long file_size(const char *path)
+{
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
+}
+
+/* The checkpoint thread copies committed steps into the database file while the writer goes on
+ * (8 MiB of WAL triggers a pass): 24 steps of 1 MiB of random floats each reach the main file
+ * before close, the WAL never holds them all, and the closed trace is whole and WAL-free. */
+START_TEST(test_trace_cost_checkpoint_thread)
+{
+    const char *p = tpath("ckpt.trace");
+    enum { N = 1 << 18, STEPS = 24 };
+    float *x = malloc(N * sizeof *x);
+    uint32_t r = 12345;
+    char wal[1300];
+    snprintf(wal, sizeof wal, "%s-wal", p);
+    trc_writer *w = wopen(p, false);
+    ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);
+    long long max_wal = 0;
+    for (int s = 0; s < STEPS; s++) {
+        for (int i = 0; i < N; i++) {
+            r = r * 1664525u + 1013904223u;
+            x[i] = (float)(r >> 8) * 1e-7f; /* random mantissas: stored raw, 1 MiB per step */
+        }
+        ck_assert_int_eq(trc_step_begin(w, s, s, 1), 0);
+        struct trc_tensor t = tf("out", 1, N, 0, x);
+        ck_assert_int_eq(rec(w, "x", &t, 1, NULL), 0);
+        ck_assert_int_eq(trc_step_end(w, -1), 0);
+        long long ws = file_size(wal);
+        max_wal = ws > max_wal ? ws : max_wal;
+        nap_ms(5); /* give the checkpointer its turn */
+    }
+    long long main_before_close = file_size(p);
+    ck_assert_msg(main_before_close > 8LL << 20,
+                  "the main file holds %lld bytes before close: no checkpoint ran",
+                  main_before_close);
+    ck_assert_msg(max_wal > 0 && max_wal < (long long)STEPS << 20, "WAL grew to %lld", max_wal);
+    ck_assert_int_eq(trc_writer_close(w), 0);
+    ck_assert_int_eq(file_size(wal), -1);
+    sqlite3 *db = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(p, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    ck_assert_str_eq(q1(db, "SELECT count(*) FROM steps"), "24");
+    ck_assert_str_eq(q1(db, "PRAGMA integrity_check"), "ok");
+    ck_assert_str_eq(q1(db, "PRAGMA page_size"), "16384");
+    sqlite3_close(db);
+    free(x);
+}
+END_TEST
+
 /* ---- the pool's waits ---------------------------------------------------------------------- */
 
 enum { PJOB_CHUNKS = 6 };
@@ -805,6 +858,7 @@ Suite *trace_cost_suite(void)
     tcase_add_test(tc, test_trace_cost_codec_corrupt);
     tcase_add_test(tc, test_trace_cost_codec_v1_blob);
     tcase_add_test(tc, test_trace_cost_indexes_at_close);
+    tcase_add_test(tc, test_trace_cost_checkpoint_thread);
     tcase_add_test(tc, test_trace_cost_pool_waits);
     suite_add_tcase(s, tc);
     return s;

@@ -236,15 +236,42 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int n_pages)
     return SQLITE_OK;
 }
 
-/* A passive checkpoint when the WAL has grown past TRC__CHECKPOINT_BYTES. A failure (disk
- * full) loses nothing: the WAL keeps every committed step, and the next commit reports it. */
+/* Past this size, the WAL is started over before the next step (trc__wdb_before_step). */
+#define TRC__WAL_RESET_BYTES ((int64_t)128 << 20)
+
+int trc__wdb_start_ckpt(trc_writer *w, char *msg, size_t msglen)
+{
+    return trc__ckpt_start(&w->ckpt, w->path, TRC__CHECKPOINT_BYTES, msg, msglen);
+}
+
+/* With the checkpoint thread: report the WAL's size. Without: a passive checkpoint when the WAL
+ * has grown past TRC__CHECKPOINT_BYTES. A failure (disk full) loses nothing: the WAL keeps every
+ * committed step, and the next commit reports it. */
 void trc__wdb_maybe_checkpoint(trc_writer *w)
 {
-    if (!w->db || (int64_t)w->wal_pages * TRC__PAGE_SIZE < TRC__CHECKPOINT_BYTES) {
+    const int64_t wal_bytes = (int64_t)w->wal_pages * TRC__PAGE_SIZE;
+    if (w->ckpt) {
+        trc__ckpt_poke(w->ckpt, wal_bytes);
+        return;
+    }
+    if (!w->db || wal_bytes < TRC__CHECKPOINT_BYTES) {
         return;
     }
     if (sqlite3_wal_checkpoint_v2(w->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) ==
         SQLITE_OK) {
+        w->wal_pages = 0;
+    }
+}
+
+/* SQLite starts the WAL over at a transaction's first write when every frame has been copied
+ * into the database. Once the WAL is large, wait for the checkpointer to get there before the
+ * step writes: at once if it is idle (one step's frames to copy), otherwise at a later step,
+ * unless the WAL has become very large. */
+void trc__wdb_before_step(trc_writer *w)
+{
+    const int64_t wal_bytes = (int64_t)w->wal_pages * TRC__PAGE_SIZE;
+    if (w->ckpt && wal_bytes >= TRC__WAL_RESET_BYTES &&
+        trc__ckpt_drain(w->ckpt, wal_bytes >= 8 * TRC__WAL_RESET_BYTES)) {
         w->wal_pages = 0;
     }
 }
@@ -318,6 +345,8 @@ int trc__wdb_open(trc_writer *w, char *msg, size_t msglen)
 int trc__wdb_close(trc_writer *w, char *msg, size_t msglen)
 {
     int rc = 0;
+    trc__ckpt_stop(w->ckpt); /* before leaving WAL mode, which needs the only connection */
+    w->ckpt = NULL;
     if (!w->db) {
         return 0;
     }
@@ -464,6 +493,9 @@ static int dispatch(trc_writer *w, const struct trc__job *job, char *msg, size_t
     int rc = 0;
     switch (job->kind) {
     case TRC__JOB_STEP_BEGIN:
+        rc = commit_tx(w, msg, msglen);
+        trc__wdb_before_step(w);
+        return rc;
     case TRC__JOB_SYNC:
         return commit_tx(w, msg, msglen);
     case TRC__JOB_STEP_ABORT:

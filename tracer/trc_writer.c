@@ -26,16 +26,11 @@
 #include "trc_writer_int.h"
 
 /* The worker is woken once this many bytes (or op jobs) wait, or at once for any other job.
- * On a machine the engine keeps busy, every wake-up takes a core from the engine: ops at level
- * stats (a few hundred bytes each) wait for trc_step_end, copies at level full go in 1 MiB
- * batches so that compression overlaps the step. */
+ * Ops at level stats (a few hundred bytes each) mostly wait for trc_step_end; copies at level
+ * full go in 256 KiB batches, so that compression overlaps the step and little is left to do
+ * when the engine waits for the commit. The worker runs as SCHED_BATCH (worker_main): waking
+ * it does not take a core from the engine on the spot. */
 enum { WAKE_JOBS = 4096, WAKE_BYTES = 256 << 10 };
-
-#ifdef SCHED_BATCH
-#define SCHED_BATCH_POLICY SCHED_BATCH
-#else
-#define SCHED_BATCH_POLICY 3 /* Linux's value; <sched.h> hides it without _GNU_SOURCE */
-#endif
 
 int64_t trc__now_ns(void)
 {
@@ -152,7 +147,7 @@ static void *worker_main(void *arg)
     /* SCHED_BATCH: waking the writer does not preempt the engine's threads on the spot; it
      * runs when a core is free or at the scheduler's next tick (no privilege needed) */
     struct sched_param sp = {0};
-    pthread_setschedparam(pthread_self(), SCHED_BATCH_POLICY, &sp);
+    pthread_setschedparam(pthread_self(), TRC__SCHED_BATCH, &sp);
 #endif
     pthread_mutex_lock(&w->mu);
     for (;;) {
@@ -394,6 +389,7 @@ int trc_writer_open(const char *path, const struct trc_writer_opts *opts, trc_wr
             rc = TRC_ENOMEM;
         } else {
             w->has_thread = true;
+            rc = trc__wdb_start_ckpt(w, msg, sizeof msg);
         }
     }
     if (rc < 0) {

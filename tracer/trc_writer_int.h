@@ -170,7 +170,8 @@ struct trc_writer {
     /* worker side */
     int zstd_level;
     bool in_tx;
-    int wal_pages; /* pages in the WAL after the last commit (trc_wdb.c wal_hook) */
+    int wal_pages;          /* pages in the WAL after the last commit (trc_wdb.c wal_hook) */
+    struct trc__ckpt *ckpt; /* the checkpoint thread (trc_ckpt.c), when there is a writer thread */
     struct trc__codec_scratch cs;
     struct trc__slot *slots; /* (slots_cap) by slot of the current step */
     size_t slots_cap;
@@ -214,7 +215,32 @@ void trc__batch_discard(struct trc__batch *b);
 /* Database side (trc_wdb.c). */
 int trc__wdb_open(trc_writer *w, char *msg, size_t msglen);
 int trc__wdb_job(trc_writer *w, const struct trc__job *job, char *msg, size_t msglen);
+/* After a step's commit has been acknowledged: hands the WAL to the checkpointer (or, without
+ * one, checkpoints inline) once it has grown. Before a step's first write: lets SQLite start the
+ * WAL over when it is large. */
 void trc__wdb_maybe_checkpoint(trc_writer *w);
+void trc__wdb_before_step(trc_writer *w);
+/* Starts the checkpoint thread (trc_writer_open, once the writer thread runs). */
+int trc__wdb_start_ckpt(trc_writer *w, char *msg, size_t msglen);
+
+/* trc_ckpt.c: the checkpoint thread. start opens its own connection to path; poke reports the
+ * WAL's size after a commit (a pass starts when it reaches threshold); drain waits until a pass
+ * has covered every commit so far (returns false at once if one is running and !wait_busy);
+ * stop finishes the pass in progress and closes the connection. */
+struct trc__ckpt;
+int trc__ckpt_start(struct trc__ckpt **out, const char *path, int64_t threshold, char *msg,
+                    size_t msglen);
+void trc__ckpt_poke(struct trc__ckpt *c, int64_t wal_bytes);
+bool trc__ckpt_drain(struct trc__ckpt *c, bool wait_busy);
+void trc__ckpt_stop(struct trc__ckpt *c);
+
+/* SCHED_BATCH: waking a tracer thread does not preempt the engine's threads on the spot; it runs
+ * when a core is free or at the scheduler's next tick. Any thread may set it on itself. */
+#ifdef SCHED_BATCH
+#define TRC__SCHED_BATCH SCHED_BATCH
+#else
+#define TRC__SCHED_BATCH 3 /* Linux's value; <sched.h> hides the name without _GNU_SOURCE */
+#endif
 /* Commits what is pending, finalizes statements, leaves WAL mode (so the closed trace is one
  * self-contained file) and closes the connection. Returns the first error. */
 int trc__wdb_close(trc_writer *w, char *msg, size_t msglen);
