@@ -774,9 +774,13 @@ START_TEST(test_trace_cost_checkpoint_thread)
     ck_assert_msg(main_before_close > 8LL << 20,
                   "the main file holds %lld bytes before close: no checkpoint ran",
                   main_before_close);
+    ck_assert_int_eq(trc_writer_flush(w), 0); /* every step is now in the main file */
+    long long after_flush = file_size(p);
     ck_assert_msg(max_wal > 0 && max_wal < (long long)STEPS << 20, "WAL grew to %lld", max_wal);
     ck_assert_int_eq(trc_writer_close(w), 0);
     ck_assert_int_eq(file_size(wal), -1);
+    ck_assert_msg(after_flush >= file_size(p) / 10 * 9, "after flush %lld, closed %lld",
+                  after_flush, file_size(p));
     sqlite3 *db = NULL;
     ck_assert_int_eq(sqlite3_open_v2(p, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     ck_assert_str_eq(q1(db, "SELECT count(*) FROM steps"), "24");
@@ -784,6 +788,34 @@ START_TEST(test_trace_cost_checkpoint_thread)
     ck_assert_str_eq(q1(db, "PRAGMA page_size"), "16384");
     sqlite3_close(db);
     free(x);
+}
+END_TEST
+
+/* trc_writer_flush returns when the WAL is small (no pass pending), right after a step, and
+ * twice in a row; what it flushed is in the main file. */
+START_TEST(test_trace_cost_flush)
+{
+    const char *p = tpath("flush.trace");
+    float a[4096];
+    for (int i = 0; i < 4096; i++) {
+        a[i] = (float)i;
+    }
+    trc_writer *w = wopen(p, false);
+    ck_assert_int_eq(trc_writer_flush(w), 0);
+    ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);
+    for (int s = 0; s < 3; s++) {
+        ck_assert_int_eq(trc_step_begin(w, s, s, 1), 0);
+        struct trc_tensor t = tf("out", 1, 4096 - s, 0, a);
+        ck_assert_int_eq(rec(w, "x", &t, 1, NULL), 0);
+        ck_assert_int_eq(trc_step_end(w, -1), 0);
+        ck_assert_int_eq(trc_writer_flush(w), 0);
+        ck_assert_int_eq(trc_writer_flush(w), 0);
+    }
+    sqlite3 *db = NULL; /* a second connection sees the three steps */
+    ck_assert_int_eq(sqlite3_open_v2(p, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    ck_assert_str_eq(q1(db, "SELECT count(*) FROM steps"), "3");
+    sqlite3_close(db);
+    ck_assert_int_eq(trc_writer_close(w), 0);
 }
 END_TEST
 
@@ -859,6 +891,7 @@ Suite *trace_cost_suite(void)
     tcase_add_test(tc, test_trace_cost_codec_v1_blob);
     tcase_add_test(tc, test_trace_cost_indexes_at_close);
     tcase_add_test(tc, test_trace_cost_checkpoint_thread);
+    tcase_add_test(tc, test_trace_cost_flush);
     tcase_add_test(tc, test_trace_cost_pool_waits);
     suite_add_tcase(s, tc);
     return s;

@@ -25,10 +25,10 @@ struct trc__ckpt {
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv_work, cv_idle;
-    bool stop, busy;
-    int64_t threshold; /* checkpoint once the WAL holds this many bytes */
-    int64_t wal_bytes; /* the WAL's size at the writer's last commit */
-    uint64_t poked;    /* commits reported; a pass started after poke k covers commit k */
+    bool stop, busy, want; /* want: trc__ckpt_drain asks for a pass whatever the size */
+    int64_t threshold;     /* checkpoint once the WAL holds this many bytes */
+    int64_t wal_bytes;     /* the WAL's size at the writer's last commit */
+    uint64_t poked;        /* commits reported; a pass started after poke k covers commit k */
     uint64_t passes_from;
 };
 
@@ -42,13 +42,14 @@ static void *ckpt_main(void *arg)
     pthread_setschedparam(pthread_self(), TRC__SCHED_BATCH, &sp); /* see trc_writer.c */
     pthread_mutex_lock(&c->mu);
     for (;;) {
-        while (!c->stop && c->wal_bytes < c->threshold) {
+        while (!c->stop && !c->want && c->wal_bytes < c->threshold) {
             pthread_cond_wait(&c->cv_work, &c->mu);
         }
         if (c->stop) {
             break;
         }
         c->wal_bytes = 0;
+        c->want = false;
         c->busy = true;
         uint64_t covers = c->poked;
         pthread_mutex_unlock(&c->mu);
@@ -124,7 +125,7 @@ bool trc__ckpt_drain(struct trc__ckpt *c, bool wait_busy)
     }
     while (!c->stop && (c->busy || c->passes_from < c->poked)) {
         if (!c->busy) { /* ask for a pass that covers the last commit */
-            c->wal_bytes = c->threshold;
+            c->want = true;
             pthread_cond_signal(&c->cv_work);
         }
         pthread_cond_wait(&c->cv_idle, &c->mu);

@@ -444,6 +444,23 @@ int trc_writer_close(trc_writer *w)
     return rc;
 }
 
+int trc_writer_flush(trc_writer *w)
+{
+    int rc = trc__sticky(w);
+    if (rc < 0) {
+        return rc;
+    }
+    struct trc__job *job = job_new(w, TRC__JOB_SYNC, 0);
+    if (!job) {
+        return trc__wfail(w, TRC_ENOMEM, "out of memory");
+    }
+    rc = wait_done(w, trc__submit(w, job));
+    if (rc == 0 && w->ckpt) {
+        trc__ckpt_drain(w->ckpt, true);
+    }
+    return rc;
+}
+
 int trc_writer_get_stats(trc_writer *w, struct trc_writer_stats *out)
 {
     if (!w || !out) {

@@ -162,6 +162,11 @@ int trc_op_record_linked(trc_writer *w, const struct trc_op *op, const char *con
  * names; a difference is a sticky TRC_EINVAL naming the op, the role and the link. Default off. */
 int trc_writer_check_links(trc_writer *w, bool on);
 
+/* Waits until everything recorded so far is committed and copied from the WAL into the
+ * database file: for benchmarks (`lltrace bench` times generation after the prompt's trace is
+ * out) and before handing the file to another program. Returns 0 or the sticky error. */
+int trc_writer_flush(trc_writer *w);
+
 /* Counters of a writer, for benchmarks (`lltrace bench --trace`). Consistent after
  * trc_step_end; in between they lag behind the queue. */
 struct trc_writer_stats {
