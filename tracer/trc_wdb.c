@@ -216,14 +216,14 @@ static int prepare_all(trc_writer *w, char *msg, size_t msglen)
  * with every committed step, and an OS crash without corruption (it may lose the last steps). */
 #define PRAGMAS "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-2048; " /* KiB */
 
-/* Pages of 64 KiB (SQLite's largest): tensors of a few KiB to a few hundred KiB go through
- * SQLite, the WAL and the checkpoint in few pages, with a sixteenth of the per-page work of the
- * 4 KiB default. On the tinyllama benchmark (`lltrace bench --trace`) the writer thread went
- * from 15-18 ms per generated token with 16 KiB pages to 11.5-12.5 ms, and the engine's wait for
- * each step's commit from 2.8 to 1.7 ms. Readers do not care: the page size is in the header.
- * The page cache (PRAGMAS, 2 MiB) is small on purpose: pages spill to the WAL during the step
+/* Pages of 32 KiB: tensors of a few KiB to a few hundred KiB go through SQLite, the WAL and the
+ * checkpoint in few pages. On the tinyllama benchmark (`lltrace bench --trace`, writer thread
+ * time per generated token): 16 KiB pages 15-18 ms at level full, 2.8-3.5 ms at level stats;
+ * 32 KiB 12.6-13.3 and 2.8-2.9; 64 KiB 11.5-12.9 and 3.0-3.3 (every commit then writes whole
+ * 64 KiB pages of the small tables). Readers do not care: the page size is in the header. The
+ * page cache (PRAGMAS, 2 MiB) is small on purpose: pages spill to the WAL during the step
  * instead of all at its commit. */
-#define TRC__PAGE_SIZE 65536
+#define TRC__PAGE_SIZE 32768
 #define TRC__STR_(x)   #x
 #define TRC__STR(x)    TRC__STR_(x)
 
