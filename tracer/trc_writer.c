@@ -383,13 +383,14 @@ int trc_writer_open(const char *path, const struct trc_writer_opts *opts, trc_wr
     if (rc == 0) {
         rc = trc__wdb_open(w, msg, sizeof msg);
     }
-    if (rc == 0 && !(opts && opts->synchronous)) {
-        if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+    if (rc == 0 && !(opts && opts->synchronous)) { /* the checkpointer first: a failure after
+                                                        the worker started would leave it running */
+        rc = trc__wdb_start_ckpt(w, msg, sizeof msg);
+        if (rc == 0 && pthread_create(&w->thread, NULL, worker_main, w) != 0) {
             snprintf(msg, sizeof msg, "%s: cannot start the writer thread", path);
             rc = TRC_ENOMEM;
-        } else {
+        } else if (rc == 0) {
             w->has_thread = true;
-            rc = trc__wdb_start_ckpt(w, msg, sizeof msg);
         }
     }
     if (rc < 0) {
