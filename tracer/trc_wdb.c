@@ -6,7 +6,8 @@
  * step (run metadata, tokens), STEP_END inserts the steps row and commits the whole step, so a
  * kill at any moment leaves exactly the completed steps. The part of the schema after the
  * at-close marker (two indexes whose row-by-row upkeep would cost a random page write per op)
- * runs at close; dedupe meanwhile uses the in-memory map of trc_writer_dedupe.c.
+ * runs at close; dedupe meanwhile uses the in-memory map of trc_writer_dedupe.c. The WAL is
+ * checkpointed by the checkpoint thread (trc_ckpt.c), started and stopped here.
  */
 #include <assert.h>
 #include <math.h>

@@ -4,8 +4,9 @@
  * worker thread that hashes, computes stats, compresses and writes (trc_wdb.c). Ops are turned
  * into jobs by trc_writer_op.c. The queue holds at most queue_mb of job bytes, so memory stays
  * bounded whatever the engine's pace; the worker is woken in batches (not for every op: each
- * wake-up takes a core from the engine), and trc_step_end waits for the step's commit. A worker
- * error is sticky: every later call returns it, and committed steps stay valid.
+ * wake-up takes a core from the engine), and trc_step_end waits for the step's commit. Copying
+ * committed steps from the WAL into the file is the checkpoint thread's job (trc_ckpt.c). A
+ * worker error is sticky: every later call returns it, and committed steps stay valid.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -113,8 +114,8 @@ static void job_process(trc_writer *w, struct trc__job *job)
 /* The worker takes every queued job at once and runs them without the lock, publishing its
  * progress after a step ends (the caller waits for that), after every PUBLISH_BYTES of tensor
  * data (the caller may wait for room) and at the end of the batch. After a step's commit is
- * published it checkpoints the WAL when it has grown (trc__wdb_maybe_checkpoint), so that the
- * copy into the database overlaps the engine's next step instead of delaying trc_step_end. */
+ * published it hands the WAL to the checkpointer (trc__wdb_maybe_checkpoint), so that the copy
+ * into the database overlaps the engine's next step instead of delaying trc_step_end. */
 enum { PUBLISH_BYTES = 1 << 20 };
 
 static void run_batch(trc_writer *w, struct trc__job *job)
