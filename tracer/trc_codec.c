@@ -67,30 +67,10 @@ int trc__dtype_parse(const char *name, enum trc_dtype *out)
 #define P2 TRC__LT64_P2
 #define P3 TRC__LT64_P3
 
-static uint64_t rotl64(uint64_t x, int r)
-{
-    return (x << r) | (x >> (64 - r));
-}
-
-static uint64_t load_le64(const uint8_t *p)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    uint64_t v;
-    memcpy(&v, p, 8); /* one load, also without optimization */
-    return v;
-#else
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-#endif
-}
-
 static void lanes_block(uint64_t v[4], const uint8_t *p)
 {
     for (int j = 0; j < 4; j++) {
-        v[j] = trc__lt64_round(v[j], load_le64(p + 8 * j));
+        v[j] = trc__lt64_round(v[j], trc__load_le64(p + 8 * j));
     }
 }
 
@@ -115,7 +95,8 @@ uint64_t trc__hash_end(const uint64_t v0[4], const void *data, size_t n, size_t 
         memcpy(tail, p + full, n - full);
         lanes_block(v, tail);
     }
-    uint64_t h = rotl64(v[0], 1) + rotl64(v[1], 7) + rotl64(v[2], 12) + rotl64(v[3], 18);
+    uint64_t h =
+        trc__rotl64(v[0], 1) + trc__rotl64(v[1], 7) + trc__rotl64(v[2], 12) + trc__rotl64(v[3], 18);
     h += (uint64_t)n * P3;
     h ^= h >> 33;
     h *= P2;

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "trc.h"
 
@@ -28,6 +29,28 @@ size_t trc__dtype_size(enum trc_dtype dt);
 const char *trc__dtype_name(enum trc_dtype dt);
 int trc__dtype_parse(const char *name, enum trc_dtype *out);
 
+/* 64-bit rotate left (0 < r < 64), and the little-endian 64-bit word at p (any alignment):
+ * the building blocks of lt64 (trc_codec.c, trc_scan.c) and XXH64 (trc_xxh64.c). */
+static inline uint64_t trc__rotl64(uint64_t x, int r)
+{
+    return (x << r) | (x >> (64 - r));
+}
+
+static inline uint64_t trc__load_le64(const uint8_t *p)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t v;
+    memcpy(&v, p, 8); /* one load, also without optimization */
+    return v;
+#else
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--) {
+        v = (v << 8) | p[i];
+    }
+    return v;
+#endif
+}
+
 /* lt64 content hash of n bytes (schema/trace.sql documents it byte by byte), and its text form:
  * 16 lower-case hex digits + NUL into hex[17]. */
 uint64_t trc__hash(const void *data, size_t n);
@@ -42,8 +65,7 @@ void trc__hash_hex(uint64_t h, char hex[17]);
 #define TRC__LT64_P3 0x165667B19E3779F9ULL
 static inline uint64_t trc__lt64_round(uint64_t v, uint64_t w)
 {
-    v += w * TRC__LT64_P2;
-    return ((v << 31) | (v >> 33)) * TRC__LT64_P1;
+    return trc__rotl64(v + w * TRC__LT64_P2, 31) * TRC__LT64_P1;
 }
 void trc__hash_init(uint64_t v[4]);
 uint64_t trc__hash_end(const uint64_t v[4], const void *data, size_t n, size_t done);

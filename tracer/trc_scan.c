@@ -14,21 +14,6 @@
 
 #include "trc_int.h"
 
-static uint64_t word_le64(const uint8_t *p)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-#else
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-#endif
-}
-
 /* One element into stats lane j: a non-finite element is counted and adds +0 to the sums, +Inf
  * to lo and -Inf to hi, as the SSE2 loop of trc_codec.c (a lane sum is never -0, so adding +0
  * changes nothing). */
@@ -55,7 +40,7 @@ size_t trc__scan_f32_c(const float *x, size_t n, uint64_t v[4], struct trc__lane
     size_t i = 0;
     for (; i + TRC__LANES <= n; i += TRC__LANES) {
         for (int j = 0; j < 4; j++) {
-            h[j] = trc__lt64_round(h[j], word_le64(p + 4 * i + 8 * j));
+            h[j] = trc__lt64_round(h[j], trc__load_le64(p + 4 * i + 8 * j));
         }
         for (int j = 0; j < TRC__LANES; j++) {
             lane_add(&a, j, x[i + j]);

@@ -15,26 +15,6 @@
 #define XP4 0x85EBCA77C2B2AE63ULL
 #define XP5 0x27D4EB2F165667C5ULL
 
-static uint64_t xrotl(uint64_t x, int r)
-{
-    return (x << r) | (x >> (64 - r));
-}
-
-static uint64_t xread64(const uint8_t *p)
-{
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    uint64_t v;
-    memcpy(&v, p, 8);
-    return v;
-#else
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--) {
-        v = (v << 8) | p[i];
-    }
-    return v;
-#endif
-}
-
 static uint32_t xread32(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
@@ -43,7 +23,7 @@ static uint32_t xread32(const uint8_t *p)
 static uint64_t xround(uint64_t acc, uint64_t lane)
 {
     acc += lane * XP2;
-    acc = xrotl(acc, 31);
+    acc = trc__rotl64(acc, 31);
     return acc * XP1;
 }
 
@@ -61,12 +41,13 @@ static uint64_t xstripes(const uint8_t *p, size_t n_stripes, uint64_t seed)
     uint64_t v3 = seed;
     uint64_t v4 = seed - XP1;
     for (size_t s = 0; s < n_stripes; s++, p += 32) {
-        v1 = xround(v1, xread64(p));
-        v2 = xround(v2, xread64(p + 8));
-        v3 = xround(v3, xread64(p + 16));
-        v4 = xround(v4, xread64(p + 24));
+        v1 = xround(v1, trc__load_le64(p));
+        v2 = xround(v2, trc__load_le64(p + 8));
+        v3 = xround(v3, trc__load_le64(p + 16));
+        v4 = xround(v4, trc__load_le64(p + 24));
     }
-    uint64_t acc = xrotl(v1, 1) + xrotl(v2, 7) + xrotl(v3, 12) + xrotl(v4, 18);
+    uint64_t acc =
+        trc__rotl64(v1, 1) + trc__rotl64(v2, 7) + trc__rotl64(v3, 12) + trc__rotl64(v4, 18);
     acc = xmerge(acc, v1);
     acc = xmerge(acc, v2);
     acc = xmerge(acc, v3);
@@ -82,18 +63,18 @@ uint64_t trc__xxh64(const void *data, size_t len, uint64_t seed)
     p += n_stripes * 32;
     size_t rest = len % 32; /* step 5: the remaining 0..31 bytes */
     for (; rest >= 8; rest -= 8, p += 8) {
-        acc ^= xround(0, xread64(p));
-        acc = xrotl(acc, 27) * XP1 + XP4;
+        acc ^= xround(0, trc__load_le64(p));
+        acc = trc__rotl64(acc, 27) * XP1 + XP4;
     }
     if (rest >= 4) {
         acc ^= (uint64_t)xread32(p) * XP1;
-        acc = xrotl(acc, 23) * XP2 + XP3;
+        acc = trc__rotl64(acc, 23) * XP2 + XP3;
         rest -= 4;
         p += 4;
     }
     for (; rest > 0; rest--, p++) {
         acc ^= (uint64_t)*p * XP5;
-        acc = xrotl(acc, 11) * XP1;
+        acc = trc__rotl64(acc, 11) * XP1;
     }
     acc ^= acc >> 33; /* step 6: avalanche */
     acc *= XP2;
