@@ -25,9 +25,10 @@
 --     of the writer copies committed steps from the WAL into the file (passive checkpoints), so
 --     the file holds most of the trace before it is closed.
 --   * The statements after the line "-- @lltrace:at-close" (at the end) are run by the writer
---     when it closes the file, not when it creates it: two indexes whose upkeep row by row would
---     cost a random page write per op and per new tensor at every step's commit. A trace whose
---     writer was killed lacks them: every query still works, by scanning.
+--     when it closes the file, not when it creates it: indexes whose upkeep row by row would
+--     cost a random page write per op and per new tensor at every step's commit, or a b-tree
+--     insert per op input and output. A trace whose writer was killed lacks them: every query
+--     still works, by scanning.
 --
 -- Several views call the tensor SQL functions (t_at, t_slice, ...). They are registered by the
 -- tracer's reader and by the loadable extension (".load lltrace_sqlext" in the sqlite3 shell);
@@ -167,7 +168,7 @@ CREATE TABLE op_tensors (
     tensor_id INTEGER NOT NULL REFERENCES tensors (id),
     PRIMARY KEY (op_id, role)
 ) WITHOUT ROWID;
-CREATE INDEX op_tensors_by_tensor ON op_tensors (tensor_id);
+-- op_tensors_by_tensor (tensor_id): built at close, see the end of this file.
 
 -- Weights used by an op, referenced by GGUF tensor name in the model runs.model_sha256
 -- identifies; never copied into the trace. (engine)
@@ -308,3 +309,4 @@ ORDER BY o.run_id, o.step, o.seq, rr.row;
 -- @lltrace:at-close
 CREATE INDEX ops_by_name ON ops (name, run_id, step);
 CREATE UNIQUE INDEX tensors_dedupe ON tensors (hash, dtype, shape) WHERE partial = 0;
+CREATE INDEX op_tensors_by_tensor ON op_tensors (tensor_id);

@@ -9,6 +9,7 @@
  * checkpoints inline (trc__wdb_maybe_checkpoint).
  */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sched.h>
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -30,6 +31,7 @@ struct trc__ckpt {
     int64_t wal_bytes;     /* the WAL's size at the writer's last commit */
     uint64_t poked;        /* commits reported; a pass started after poke k covers commit k */
     uint64_t passes_from;
+    _Atomic int64_t cpu_ns; /* the thread's CPU time after its last pass */
 };
 
 static void *ckpt_main(void *arg)
@@ -56,6 +58,7 @@ static void *ckpt_main(void *arg)
         /* a failure (disk full, a reader holding old frames) loses nothing: the WAL keeps
          * every committed step, and the writer's next commit reports a full disk */
         sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        atomic_store(&c->cpu_ns, trc__cpu_ns());
         pthread_mutex_lock(&c->mu);
         c->busy = false;
         c->passes_from = covers;
@@ -150,4 +153,9 @@ void trc__ckpt_stop(struct trc__ckpt *c)
     pthread_cond_destroy(&c->cv_work);
     pthread_cond_destroy(&c->cv_idle);
     free(c);
+}
+
+int64_t trc__ckpt_cpu_ns(struct trc__ckpt *c)
+{
+    return atomic_load(&c->cpu_ns);
 }

@@ -153,7 +153,8 @@ void trc__tensor_release(struct trc__tensor *t);
  * with content size and checksum; at level 0 a plane whose bytes look random is a frame of Raw
  * blocks. Scratch buffers are the caller's to reuse (grown with realloc). Returns 0 or a code. */
 struct trc__codec_scratch {
-    void *cctx; /* ZSTD_CCtx */
+    void *cctx;     /* ZSTD_CCtx */
+    int cctx_level; /* 1 + the level its parameters are set for (codec_params); 0: none */
     uint8_t *shuf;
     size_t shuf_cap;
     uint8_t *out;

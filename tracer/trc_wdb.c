@@ -5,9 +5,10 @@
  * Transactions: one is opened lazily by the first write; STEP_BEGIN commits what precedes the
  * step (run metadata, tokens), STEP_END inserts the steps row and commits the whole step, so a
  * kill at any moment leaves exactly the completed steps. The part of the schema after the
- * at-close marker (two indexes whose row-by-row upkeep would cost a random page write per op)
- * runs at close; dedupe meanwhile uses the in-memory map of trc_writer_dedupe.c. The WAL is
- * checkpointed by the checkpoint thread (trc_ckpt.c), started and stopped here.
+ * at-close marker (indexes whose row-by-row upkeep would cost a random page write or an extra
+ * b-tree insert per op) runs at close; dedupe meanwhile uses the in-memory map of
+ * trc_writer_dedupe.c. The WAL is checkpointed by the checkpoint thread (trc_ckpt.c), started and
+ * stopped here.
  */
 #include <assert.h>
 #include <math.h>

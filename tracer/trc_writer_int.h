@@ -186,6 +186,7 @@ struct trc_writer {
  * trc__submit hands a malloc'd job to the worker (or runs it, synchronous) and returns its
  * sequence number; trc__sticky is the sticky worker error (message copied to w->msg). */
 int64_t trc__now_ns(void);
+int64_t trc__cpu_ns(void); /* CPU time of the calling thread */
 __attribute__((format(printf, 3, 4))) int trc__wfail(trc_writer *w, int code, const char *fmt, ...);
 uint64_t trc__submit(trc_writer *w, struct trc__job *job);
 int trc__sticky(trc_writer *w);
@@ -233,6 +234,7 @@ int trc__ckpt_start(struct trc__ckpt **out, const char *path, int64_t threshold,
 void trc__ckpt_poke(struct trc__ckpt *c, int64_t wal_bytes);
 bool trc__ckpt_drain(struct trc__ckpt *c, bool wait_busy);
 void trc__ckpt_stop(struct trc__ckpt *c);
+int64_t trc__ckpt_cpu_ns(struct trc__ckpt *c); /* CPU time of its thread so far */
 
 /* SCHED_BATCH: waking a tracer thread does not preempt the engine's threads on the spot; it runs
  * when a core is free or at the scheduler's next tick. Any thread may set it on itself. */

@@ -101,8 +101,8 @@ struct trc_writer_opts {
     int queue_mb;     /* bound on tensor bytes waiting for compression; 0 = default (256) */
     int zstd_level;   /* 0 = default: one zstd frame per byte plane; planes that look random
                          (low mantissa bytes) as frames of raw blocks, the others with zstd's
-                         fast matching (level -30) and Huffman-coded literals; else a zstd
-                         level (1..19, negative) for every plane */
+                         fast matching (level -30, a small hash table) and Huffman-coded literals;
+                         else a zstd   level (1..19, negative) for every plane */
     bool synchronous; /* compress on the caller's thread (no worker); default false */
 };
 
@@ -175,13 +175,16 @@ struct trc_writer_stats {
     int64_t n_dedup;      /* of which stored once: identical to one already stored, or linked */
     int64_t raw_bytes;    /* raw bytes of the tensors recorded at level full (linked included) */
     int64_t stored_bytes; /* compressed bytes written for them */
-    int64_t worker_ns;    /* writer thread: hashing, stats, compressing and SQLite (at level
-                             stats the caller computes hash and stats, see record_ns) */
+    int64_t worker_ns;    /* CPU time of the writer thread: hashing, stats, compressing and
+                             SQLite (at level stats the caller computes hash and stats, see
+                             record_ns) */
     int64_t wait_ns;      /* time the caller spent blocked (queue full, trc_step_end) */
     int64_t record_ns;    /* time the caller spent in trc_op_record: checks, links, hash and
                              stats at level stats, copies at level full */
     int64_t n_linked;     /* tensors stored through a link (trc_op_record_linked): no copy, no
                              hash; those sharing the linked row also count in n_dedup */
+    int64_t ckpt_ns;      /* CPU time of the checkpoint thread (copies from the WAL into the
+                             file); 0 when the writer is synchronous */
 };
 int trc_writer_get_stats(trc_writer *w, struct trc_writer_stats *out);
 
