@@ -10,7 +10,6 @@
  */
 #include <pthread.h>
 #include <stdatomic.h>
-#include <sched.h>
 #include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -40,8 +39,7 @@ static void *ckpt_main(void *arg)
 #ifdef __linux__
     prctl(PR_SET_NAME, "trc-ckpt", 0, 0, 0);
 #endif
-    struct sched_param sp = {0};
-    pthread_setschedparam(pthread_self(), TRC__SCHED_BATCH, &sp); /* see trc_writer.c */
+    trc__lower_priority(); /* SCHED_IDLE, see trc_writer_int.h */
     pthread_mutex_lock(&c->mu);
     for (;;) {
         while (!c->stop && !c->want && c->wal_bytes < c->threshold) {

@@ -29,8 +29,8 @@
 /* The worker is woken once this many bytes (or op jobs) wait, or at once for any other job.
  * Ops at level stats (a few hundred bytes each) mostly wait for trc_step_end; copies at level
  * full go in 256 KiB batches, so that compression overlaps the step and little is left to do
- * when the engine waits for the commit. The worker runs as SCHED_BATCH (worker_main): waking
- * it does not take a core from the engine on the spot. */
+ * when the engine waits for the commit. The worker runs as SCHED_IDLE (trc_writer_int.h): waking
+ * it never takes a core from the engine. */
 enum { WAKE_JOBS = 4096, WAKE_BYTES = 256 << 10 };
 
 int64_t trc__now_ns(void)
@@ -38,6 +38,19 @@ int64_t trc__now_ns(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Linux's policy numbers: <sched.h> hides the names without _GNU_SOURCE. */
+enum { TRC__SCHED_BATCH = 3, TRC__SCHED_IDLE = 5 };
+
+void trc__lower_priority(void)
+{
+#ifdef __linux__
+    struct sched_param sp = {0};
+    if (pthread_setschedparam(pthread_self(), TRC__SCHED_IDLE, &sp) != 0) {
+        pthread_setschedparam(pthread_self(), TRC__SCHED_BATCH, &sp);
+    }
+#endif
 }
 
 int64_t trc__cpu_ns(void)
@@ -156,10 +169,7 @@ static void *worker_main(void *arg)
     trc_writer *w = arg;
 #ifdef __linux__
     prctl(PR_SET_NAME, "trc-writer", 0, 0, 0); /* for top -H and perf */
-    /* SCHED_BATCH: waking the writer does not preempt the engine's threads on the spot; it
-     * runs when a core is free or at the scheduler's next tick (no privilege needed) */
-    struct sched_param sp = {0};
-    pthread_setschedparam(pthread_self(), TRC__SCHED_BATCH, &sp);
+    trc__lower_priority();                     /* SCHED_IDLE (trc_writer_int.h) */
 #endif
     pthread_mutex_lock(&w->mu);
     for (;;) {

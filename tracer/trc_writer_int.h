@@ -236,13 +236,16 @@ bool trc__ckpt_drain(struct trc__ckpt *c, bool wait_busy);
 void trc__ckpt_stop(struct trc__ckpt *c);
 int64_t trc__ckpt_cpu_ns(struct trc__ckpt *c); /* CPU time of its thread so far */
 
-/* SCHED_BATCH: waking a tracer thread does not preempt the engine's threads on the spot; it runs
- * when a core is free or at the scheduler's next tick. Any thread may set it on itself. */
-#ifdef SCHED_BATCH
-#define TRC__SCHED_BATCH SCHED_BATCH
-#else
-#define TRC__SCHED_BATCH 3 /* Linux's value; <sched.h> hides the name without _GNU_SOURCE */
-#endif
+/* The tracer's threads run as SCHED_IDLE: only when a core has nothing else to run. An engine
+ * that keeps every core busy leaves them the gaps: its threads waiting at the end of an op, and
+ * trc_step_end waiting for the commit. Under SCHED_BATCH (and at normal priority) the scheduler
+ * gave them time slices in the middle of an op, and the op's end waited for the share of the
+ * engine thread they displaced: `lltrace bench --trace` on tinyllama, 2 threads, twice in a row,
+ * full 1.311x and 1.285x with SCHED_IDLE against 1.410x and 1.388x with SCHED_BATCH, although
+ * the engine then waits ~10 ms per token for the commit instead of ~2 ms. They cannot starve: a
+ * full queue and trc_step_end block the engine. trc__lower_priority sets it on the calling
+ * thread (no privilege needed), or SCHED_BATCH where SCHED_IDLE is refused. */
+void trc__lower_priority(void);
 /* Commits what is pending, finalizes statements, leaves WAL mode (so the closed trace is one
  * self-contained file) and closes the connection. Returns the first error. */
 int trc__wdb_close(trc_writer *w, char *msg, size_t msglen);
