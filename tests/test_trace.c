@@ -27,20 +27,6 @@
 #define LT64_ABC   "5241a3c98ca91b2b"
 #define LT64_0_99  "b20d857002560cec"
 
-static char g_dir[1024];
-
-static const char *tpath(const char *name)
-{
-    static char buf[4][1200];
-    static int k;
-    if (!g_dir[0]) {
-        lt_tmp_dir(g_dir, sizeof g_dir, "trace");
-    }
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
-    return buf[k];
-}
-
 static trc_writer *wopen(const char *path, bool sync)
 {
     trc_writer *w = NULL;
@@ -81,27 +67,6 @@ static int rec(trc_writer *w, const char *name, const struct trc_tensor *ts, int
                         .tensors = ts,
                         .n_tensors = n};
     return trc_op_record(w, &op);
-}
-
-/* Single-value SQL query on the reader's connection (or any db): returns text (static). */
-static const char *q1(void *db, const char *sql)
-{
-    static char out[4096];
-    sqlite3_stmt *st = NULL;
-    out[0] = '\0';
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-        snprintf(out, sizeof out, "ERROR: %s", sqlite3_errmsg(db));
-        return out;
-    }
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        const char *s = (const char *)sqlite3_column_text(st, 0);
-        snprintf(out, sizeof out, "%s", s ? s : "NULL");
-    } else if (rc != SQLITE_DONE) {
-        snprintf(out, sizeof out, "ERROR: %s", sqlite3_errmsg(db));
-    }
-    sqlite3_finalize(st);
-    return out;
 }
 
 /* Runs SQL on the file read-write (to corrupt it on purpose). */
@@ -199,7 +164,7 @@ static void check_all_dtypes(const char *path)
 
 START_TEST(test_trace_roundtrip_all_dtypes)
 {
-    const char *p = tpath("dtypes.trace");
+    const char *p = lt_tmp_path("trace", "dtypes.trace");
     write_all_dtypes(p, false);
     check_all_dtypes(p);
 }
@@ -207,8 +172,8 @@ END_TEST
 
 START_TEST(test_trace_roundtrip_synchronous_same_content)
 {
-    const char *a = tpath("async.trace");
-    const char *b = tpath("sync.trace");
+    const char *a = lt_tmp_path("trace", "async.trace");
+    const char *b = lt_tmp_path("trace", "sync.trace");
     write_all_dtypes(a, false);
     write_all_dtypes(b, true);
     check_all_dtypes(b);
@@ -217,8 +182,8 @@ START_TEST(test_trace_roundtrip_synchronous_same_content)
     const char *sql = "SELECT group_concat(hash || dtype || shape || length(data), ';') FROM "
                       "(SELECT * FROM tensors ORDER BY id)";
     char ha[4096];
-    snprintf(ha, sizeof ha, "%s", q1(trc_reader_sql_handle(ra), sql));
-    ck_assert_str_eq(ha, q1(trc_reader_sql_handle(rb), sql));
+    snprintf(ha, sizeof ha, "%s", lt_sql1(trc_reader_sql_handle(ra), sql));
+    ck_assert_str_eq(ha, lt_sql1(trc_reader_sql_handle(rb), sql));
     trc_reader_close(ra);
     trc_reader_close(rb);
 }
@@ -226,7 +191,7 @@ END_TEST
 
 START_TEST(test_trace_roundtrip_runs_steps_ops)
 {
-    const char *p = tpath("meta.trace");
+    const char *p = lt_tmp_path("trace", "meta.trace");
     write_all_dtypes(p, false);
     trc_reader *r = ropen(p);
     trc_cursor *c = NULL;
@@ -268,17 +233,19 @@ START_TEST(test_trace_roundtrip_runs_steps_ops)
     ck_assert_str_eq(oi.name, "blk.0.attn_norm");
 
     void *db = trc_reader_sql_handle(r);
-    ck_assert_str_eq(q1(db, "SELECT value FROM run_params WHERE key = 'my_custom_key'"), "hello");
-    ck_assert_str_eq(q1(db, "SELECT value FROM run_params WHERE key = 'my_real'"), "0.5");
-    ck_assert_str_eq(q1(db, "SELECT group_concat(piece, '|') FROM v_tokens"), "<s>| Once| upon");
-    ck_assert_str_eq(q1(db, "SELECT prob || ',' || logit FROM tokens WHERE idx = 2"),
+    ck_assert_str_eq(lt_sql1(db, "SELECT value FROM run_params WHERE key = 'my_custom_key'"),
+                     "hello");
+    ck_assert_str_eq(lt_sql1(db, "SELECT value FROM run_params WHERE key = 'my_real'"), "0.5");
+    ck_assert_str_eq(lt_sql1(db, "SELECT group_concat(piece, '|') FROM v_tokens"),
+                     "<s>| Once| upon");
+    ck_assert_str_eq(lt_sql1(db, "SELECT prob || ',' || logit FROM tokens WHERE idx = 2"),
                      "0.75,11.9700002670288");
-    ck_assert_str_eq(q1(db, "SELECT status || ',' || n_steps || ',' || generated FROM v_runs"),
+    ck_assert_str_eq(lt_sql1(db, "SELECT status || ',' || n_steps || ',' || generated FROM v_runs"),
                      "complete,1, upon");
-    ck_assert_str_eq(q1(db, "SELECT value FROM meta WHERE key = 'schema_version'"), "2");
-    ck_assert_str_eq(q1(db, "PRAGMA user_version"), "2");
-    ck_assert_str_eq(q1(db, "PRAGMA integrity_check"), "ok");
-    ck_assert_str_eq(q1(db, "PRAGMA journal_mode"), "delete"); /* closed: one file, no WAL */
+    ck_assert_str_eq(lt_sql1(db, "SELECT value FROM meta WHERE key = 'schema_version'"), "2");
+    ck_assert_str_eq(lt_sql1(db, "PRAGMA user_version"), "2");
+    ck_assert_str_eq(lt_sql1(db, "PRAGMA integrity_check"), "ok");
+    ck_assert_str_eq(lt_sql1(db, "PRAGMA journal_mode"), "delete"); /* closed: one file, no WAL */
     trc_reader_close(r);
     char wal[1300];
     snprintf(wal, sizeof wal, "%s-wal", p);
@@ -288,7 +255,7 @@ END_TEST
 
 START_TEST(test_trace_roundtrip_dedupe)
 {
-    const char *p = tpath("dedupe.trace");
+    const char *p = lt_tmp_path("trace", "dedupe.trace");
     float cosv[64];
     float other[64];
     for (int i = 0; i < 64; i++) {
@@ -317,11 +284,11 @@ START_TEST(test_trace_roundtrip_dedupe)
     ck_assert_int_eq(trc_writer_close(w), 0);
     trc_reader *r = ropen(p);
     void *db = trc_reader_sql_handle(r);
-    ck_assert_str_eq(q1(db, "SELECT count(*) FROM tensors"), "3");
-    ck_assert_str_eq(q1(db, "SELECT count(DISTINCT tensor_id) FROM op_tensors WHERE role='cos'"),
-                     "1");
-    ck_assert_str_eq(q1(db, "SELECT count(*) FROM tensors WHERE data IS NOT NULL"), "3");
-    ck_assert_str_eq(q1(db, "SELECT group_concat(level) FROM ops WHERE name LIKE '%rope_q'"),
+    ck_assert_str_eq(lt_sql1(db, "SELECT count(*) FROM tensors"), "3");
+    ck_assert_str_eq(
+        lt_sql1(db, "SELECT count(DISTINCT tensor_id) FROM op_tensors WHERE role='cos'"), "1");
+    ck_assert_str_eq(lt_sql1(db, "SELECT count(*) FROM tensors WHERE data IS NOT NULL"), "3");
+    ck_assert_str_eq(lt_sql1(db, "SELECT group_concat(level) FROM ops WHERE name LIKE '%rope_q'"),
                      "stats,full,full");
     trc_reader_close(r);
 }
@@ -329,7 +296,7 @@ END_TEST
 
 START_TEST(test_trace_roundtrip_partial)
 {
-    const char *p = tpath("partial.trace");
+    const char *p = lt_tmp_path("trace", "partial.trace");
     float vals[3] = {0.25f, -1.5f, 3.0f};
     int64_t known[3] = {0, 5, 11};
     trc_writer *w = wopen(p, false);
@@ -353,7 +320,7 @@ START_TEST(test_trace_roundtrip_partial)
     ck_assert_int_eq(trc_reader_tensor_known(r, 1, kb, 3), 0);
     ck_assert(back[1] == -1.5f && kb[0] == 0 && kb[1] == 5 && kb[2] == 11);
     ck_assert_int_eq(trc_reader_tensor_known(r, 1, kb, 2), TRC_EINVAL);
-    ck_assert_str_eq(q1(trc_reader_sql_handle(r), "SELECT count(*) FROM tensors"), "2");
+    ck_assert_str_eq(lt_sql1(trc_reader_sql_handle(r), "SELECT count(*) FROM tensors"), "2");
     trc_reader_close(r);
 }
 END_TEST
@@ -362,7 +329,7 @@ END_TEST
 
 START_TEST(test_trace_stats_values)
 {
-    const char *p = tpath("stats.trace");
+    const char *p = lt_tmp_path("trace", "stats.trace");
     float x[8] = {1, 2, 3, 4, -4, NAN, -INFINITY, 0};
     trc_writer *w = wopen(p, false);
     ck_assert_int_eq(trc_writer_add_rule(w, "stats"), 0);
@@ -391,7 +358,7 @@ END_TEST
 
 START_TEST(test_trace_rules_levels)
 {
-    const char *p = tpath("rules.trace");
+    const char *p = lt_tmp_path("trace", "rules.trace");
     trc_writer *w = wopen(p, false);
     ck_assert_int_eq(trc_writer_level(w, "blk.0.attn_q", 0), TRC_LEVEL_FULL);
     ck_assert_int_eq(trc_writer_add_rule(w, "stats"), 0);
@@ -419,14 +386,15 @@ START_TEST(test_trace_rules_levels)
     ck_assert_int_eq(trc_writer_close(w), 0);
     trc_reader *r = ropen(p);
     void *db = trc_reader_sql_handle(r);
-    ck_assert_str_eq(q1(db, "SELECT group_concat(step || ':' || seq || ':' || level, ' ') FROM "
-                            "(SELECT * FROM ops ORDER BY id)"),
+    ck_assert_str_eq(lt_sql1(db,
+                             "SELECT group_concat(step || ':' || seq || ':' || level, ' ') FROM "
+                             "(SELECT * FROM ops ORDER BY id)"),
                      "0:0:full 0:1:stats 0:3:stats 1:0:full 1:1:stats 1:3:stats "
                      "3:0:full 3:1:full 3:2:full 3:3:full");
-    ck_assert_str_eq(q1(db, "SELECT record_rules FROM runs"),
+    ck_assert_str_eq(lt_sql1(db, "SELECT record_rules FROM runs"),
                      "[\"stats\",\"full:blk.0.*\",\"full:*rope*\",\"none:step>=2\","
                      "\"none:output_norm\",\"full:step=3\"]");
-    ck_assert_str_eq(q1(db, "SELECT count(*) FROM steps"), "4");
+    ck_assert_str_eq(lt_sql1(db, "SELECT count(*) FROM steps"), "4");
     trc_reader_close(r);
 }
 END_TEST
@@ -468,7 +436,7 @@ END_TEST
 START_TEST(test_trace_queue_bounded)
 {
     /* 1 MiB queue, 40 ops of 256 KiB each: the caller waits for the worker, nothing is lost */
-    const char *p = tpath("queue.trace");
+    const char *p = lt_tmp_path("trace", "queue.trace");
     trc_writer *w = NULL;
     struct trc_writer_opts o = {.overwrite = true, .queue_mb = 1};
     char err[256];
@@ -496,7 +464,7 @@ END_TEST
 /* Records 8 MiB of f32 (64 ops of [8, 4096]) and returns stored/raw; prints MB/s raw. */
 static double measure_ratio(const char *label, int smooth)
 {
-    const char *p = tpath("ratio.trace");
+    const char *p = lt_tmp_path("trace", "ratio.trace");
     int n = 8 * 4096;
     float *x = malloc((size_t)n * sizeof *x);
     uint32_t s = 7;
@@ -555,24 +523,24 @@ static void expect_open_error(const char *path, int code, const char *needle)
 
 START_TEST(test_trace_errors_not_a_trace)
 {
-    const char *junk = tpath("junk.trace");
+    const char *junk = lt_tmp_path("trace", "junk.trace");
     ck_assert_int_eq(lt_write_file(junk, "this is not sqlite, just some text.......", 41), 0);
     expect_open_error(junk, TRC_EFORMAT, "not an lltrace trace (not an SQLite database)");
-    const char *other = tpath("other.db");
+    const char *other = lt_tmp_path("trace", "other.db");
     unlink(other);
     rw_exec(other, "CREATE TABLE x(a)");
     expect_open_error(other, TRC_EFORMAT, "not an lltrace trace (no meta table)");
-    const char *empty = tpath("empty.trace");
+    const char *empty = lt_tmp_path("trace", "empty.trace");
     ck_assert_int_eq(lt_write_file(empty, "", 0), 0);
     expect_open_error(empty, TRC_EFORMAT, "no meta table");
-    expect_open_error(tpath("missing.trace"), TRC_EIO, "No such file");
-    expect_open_error(g_dir, TRC_EFORMAT, "not a regular file");
+    expect_open_error(lt_tmp_path("trace", "missing.trace"), TRC_EIO, "No such file");
+    expect_open_error(lt_tmp_path("trace", "."), TRC_EFORMAT, "not a regular file");
 }
 END_TEST
 
 START_TEST(test_trace_errors_schema_versions)
 {
-    const char *p = tpath("v7.trace");
+    const char *p = lt_tmp_path("trace", "v7.trace");
     write_all_dtypes(p, false);
     char want[1400];
     static const char *const newer[] = {"3", "7"};
@@ -616,7 +584,7 @@ static void expect_corrupt(const char *path, const char *sql, const char *needle
 
 START_TEST(test_trace_errors_corrupt_blobs)
 {
-    const char *p = tpath("corrupt.trace");
+    const char *p = lt_tmp_path("trace", "corrupt.trace");
     /* one flipped byte in the compressed data: the zstd checksum catches it */
     expect_corrupt(p,
                    "UPDATE tensors SET data = substr(data, 1, length(data) - 6) || "
@@ -642,7 +610,7 @@ END_TEST
 
 START_TEST(test_trace_errors_not_found)
 {
-    const char *p = tpath("nf.trace");
+    const char *p = lt_tmp_path("trace", "nf.trace");
     write_all_dtypes(p, false);
     trc_reader *r = ropen(p);
     struct trc_tensor_info ti;
@@ -655,15 +623,16 @@ START_TEST(test_trace_errors_not_found)
     ck_assert_int_eq(trc_reader_op_tensor(r, 1, "in7", &tid), TRC_ENOTFOUND);
     ck_assert_ptr_nonnull(strstr(trc_reader_errmsg(r), "no tensor with role 'in7'"));
     /* the reader's connection is read-only */
-    ck_assert_ptr_nonnull(strstr(q1(trc_reader_sql_handle(r), "DELETE FROM ops"), "ERROR"));
-    ck_assert_ptr_nonnull(strstr(q1(trc_reader_sql_handle(r), "CREATE TABLE evil(x)"), "ERROR"));
+    ck_assert_ptr_nonnull(strstr(lt_sql1(trc_reader_sql_handle(r), "DELETE FROM ops"), "ERROR"));
+    ck_assert_ptr_nonnull(
+        strstr(lt_sql1(trc_reader_sql_handle(r), "CREATE TABLE evil(x)"), "ERROR"));
     trc_reader_close(r);
 }
 END_TEST
 
 START_TEST(test_trace_errors_open_for_writing)
 {
-    const char *p = tpath("exists.trace");
+    const char *p = lt_tmp_path("trace", "exists.trace");
     char err[TRC_ERRBUF_SIZE];
     trc_writer *w = wopen(p, false);
     trc_writer *w2 = NULL;
@@ -680,7 +649,8 @@ START_TEST(test_trace_errors_open_for_writing)
     ck_assert_int_eq(trc_writer_open("/nonexistent-dir/x.trace", NULL, &w2, err, sizeof err),
                      TRC_EIO);
     ck_assert_ptr_nonnull(strstr(err, "/nonexistent-dir/x.trace: cannot create the trace"));
-    ck_assert_int_eq(trc_writer_open(g_dir, &o, &w2, err, sizeof err), TRC_EEXIST);
+    ck_assert_int_eq(trc_writer_open(lt_tmp_path("trace", "."), &o, &w2, err, sizeof err),
+                     TRC_EEXIST);
     ck_assert_ptr_nonnull(strstr(err, "not a regular file"));
     ck_assert_int_eq(trc_writer_open("", NULL, &w2, err, sizeof err), TRC_EINVAL);
 }
@@ -688,7 +658,7 @@ END_TEST
 
 START_TEST(test_trace_errors_api_misuse)
 {
-    const char *p = tpath("misuse.trace");
+    const char *p = lt_tmp_path("trace", "misuse.trace");
     trc_writer *w = wopen(p, false);
     float x[2] = {1, 2};
     struct trc_tensor t = t1("out", TRC_DTYPE_F32, 2, 0, x);
@@ -736,7 +706,7 @@ END_TEST
 START_TEST(test_trace_errors_close_with_open_step)
 {
     /* an incomplete step is rolled back; the run ends as an error */
-    const char *p = tpath("openstep.trace");
+    const char *p = lt_tmp_path("trace", "openstep.trace");
     trc_writer *w = wopen(p, false);
     float x[2] = {1, 2};
     struct trc_tensor t = t1("out", TRC_DTYPE_F32, 2, 0, x);
@@ -749,8 +719,8 @@ START_TEST(test_trace_errors_close_with_open_step)
     ck_assert_int_eq(trc_writer_close(w), 0);
     trc_reader *r = ropen(p);
     void *db = trc_reader_sql_handle(r);
-    ck_assert_str_eq(q1(db, "SELECT count(*) || ',' || max(step) FROM ops"), "1,0");
-    ck_assert_str_eq(q1(db, "SELECT status FROM v_runs"), "error");
+    ck_assert_str_eq(lt_sql1(db, "SELECT count(*) || ',' || max(step) FROM ops"), "1,0");
+    ck_assert_str_eq(lt_sql1(db, "SELECT status FROM v_runs"), "error");
     trc_reader_close(r);
 }
 END_TEST
@@ -791,7 +761,7 @@ static void full_disk_child(const char *p, int fd)
 
 START_TEST(test_trace_errors_full_disk)
 {
-    const char *p = tpath("full.trace");
+    const char *p = lt_tmp_path("trace", "full.trace");
     int fds[2];
     ck_assert_int_eq(pipe(fds), 0);
     pid_t pid = fork();
@@ -818,10 +788,10 @@ START_TEST(test_trace_errors_full_disk)
     ck_assert_int_lt(done, 3);
     trc_reader *r = ropen(p);
     void *db = trc_reader_sql_handle(r);
-    ck_assert_str_eq(q1(db, "PRAGMA integrity_check"), "ok");
+    ck_assert_str_eq(lt_sql1(db, "PRAGMA integrity_check"), "ok");
     char want[16];
     snprintf(want, sizeof want, "%d", done);
-    ck_assert_str_eq(q1(db, "SELECT count(*) FROM steps"), want);
+    ck_assert_str_eq(lt_sql1(db, "SELECT count(*) FROM steps"), want);
     for (int i = 1; i <= done; i++) {
         float *x = malloc(262144 * sizeof *x);
         ck_assert_int_eq(trc_reader_tensor_f32(r, i, x, 262144), 0);

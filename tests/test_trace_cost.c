@@ -28,20 +28,6 @@
 #include "trc.h"
 #include "trc_int.h"
 
-static char g_dir[1024];
-
-static const char *tpath(const char *name)
-{
-    static char buf[4][1200];
-    static int k;
-    if (!g_dir[0]) {
-        lt_tmp_dir(g_dir, sizeof g_dir, "trace_cost");
-    }
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
-    return buf[k];
-}
-
 static trc_writer *wopen(const char *path, bool sync)
 {
     trc_writer *w = NULL;
@@ -72,20 +58,6 @@ static int rec(trc_writer *w, const char *name, const struct trc_tensor *ts, int
     return trc_op_record_linked(w, &op, same_as);
 }
 
-/* The text of a one-value query (static buffer). */
-static const char *q1(sqlite3 *db, const char *sql)
-{
-    static char out[1024];
-    sqlite3_stmt *st = NULL;
-    snprintf(out, sizeof out, "ERROR");
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
-        const char *s = (const char *)sqlite3_column_text(st, 0);
-        snprintf(out, sizeof out, "%s", s ? s : "NULL");
-    }
-    sqlite3_finalize(st);
-    return out;
-}
-
 static int64_t op_tid(trc_reader *r, const char *op, const char *role)
 {
     char sql[256];
@@ -93,7 +65,7 @@ static int64_t op_tid(trc_reader *r, const char *op, const char *role)
              "SELECT tensor_id FROM op_tensors JOIN ops ON ops.id = op_id WHERE name = '%s' AND "
              "role = '%s' ORDER BY op_id DESC LIMIT 1",
              op, role);
-    return atoll(q1(trc_reader_sql_handle(r), sql));
+    return atoll(lt_sql1(trc_reader_sql_handle(r), sql));
 }
 
 /* ---- links through the API ----------------------------------------------------------------- */
@@ -167,16 +139,16 @@ static void check_links_trace(const char *p)
 
 START_TEST(test_trace_cost_links)
 {
-    write_links(tpath("links.trace"), false);
-    check_links_trace(tpath("links.trace"));
-    write_links(tpath("links_sync.trace"), true);
-    check_links_trace(tpath("links_sync.trace"));
+    write_links(lt_tmp_path("trace_cost", "links.trace"), false);
+    check_links_trace(lt_tmp_path("trace_cost", "links.trace"));
+    write_links(lt_tmp_path("trace_cost", "links_sync.trace"), true);
+    check_links_trace(lt_tmp_path("trace_cost", "links_sync.trace"));
 }
 END_TEST
 
 START_TEST(test_trace_cost_check_links)
 {
-    const char *p = tpath("badlink.trace");
+    const char *p = lt_tmp_path("trace_cost", "badlink.trace");
     float a[4] = {1, 2, 3, 4};
     float b[4] = {1, 2, 3, 5};
     trc_writer *w = wopen(p, false);
@@ -286,13 +258,14 @@ static void engine_links(const char *model, int kv_type, const char *rule, const
 START_TEST(test_trace_cost_engine_links)
 {
     char model[1200];
-    snprintf(model, sizeof model, "%s", tpath("tiny.gguf"));
+    snprintf(model, sizeof model, "%s", lt_tmp_path("trace_cost", "tiny.gguf"));
     lt_make_tiny_model(model, 11);
-    engine_links(model, LM_TYPE_F32, "full", tpath("e1.trace"));
-    engine_links(model, LM_TYPE_F16, "full", tpath("e2.trace"));
-    engine_links(model, LM_TYPE_F32, "stats", tpath("e3.trace"));
-    engine_links(model, LM_TYPE_F32, "stats:blk.0.attn_norm", tpath("e4.trace"));
-    engine_links(model, LM_TYPE_F32, "stats:blk.1.*", tpath("e5.trace"));
+    engine_links(model, LM_TYPE_F32, "full", lt_tmp_path("trace_cost", "e1.trace"));
+    engine_links(model, LM_TYPE_F16, "full", lt_tmp_path("trace_cost", "e2.trace"));
+    engine_links(model, LM_TYPE_F32, "stats", lt_tmp_path("trace_cost", "e3.trace"));
+    engine_links(model, LM_TYPE_F32, "stats:blk.0.attn_norm",
+                 lt_tmp_path("trace_cost", "e4.trace"));
+    engine_links(model, LM_TYPE_F32, "stats:blk.1.*", lt_tmp_path("trace_cost", "e5.trace"));
 }
 END_TEST
 
@@ -518,11 +491,12 @@ static void zstd_cli_decodes(const uint8_t *blob, size_t len, const uint8_t *wan
         return;
     }
     char cmd[3000];
-    ck_assert_int_eq(lt_write_file(tpath("blob.zst"), blob, len), 0);
-    snprintf(cmd, sizeof cmd, "zstd -d -q -f -o '%s' '%s'", tpath("blob.out"), tpath("blob.zst"));
+    ck_assert_int_eq(lt_write_file(lt_tmp_path("trace_cost", "blob.zst"), blob, len), 0);
+    snprintf(cmd, sizeof cmd, "zstd -d -q -f -o '%s' '%s'", lt_tmp_path("trace_cost", "blob.out"),
+             lt_tmp_path("trace_cost", "blob.zst"));
     ck_assert_int_eq(lt_run(cmd, NULL, NULL), 0);
     size_t got_len = 0;
-    char *got = lt_read_file(tpath("blob.out"), &got_len);
+    char *got = lt_read_file(lt_tmp_path("trace_cost", "blob.out"), &got_len);
     ck_assert_ptr_nonnull(got);
     ck_assert_uint_eq(got_len, n);
     ck_assert_mem_eq(got, want, n);
@@ -707,15 +681,15 @@ static int n_indexes(const char *path)
 {
     sqlite3 *db = NULL;
     ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    int n = atoi(q1(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('ops_by_name', "
-                        "'tensors_dedupe', 'op_tensors_by_tensor')"));
+    int n = atoi(lt_sql1(db, "SELECT count(*) FROM sqlite_master WHERE name IN ('ops_by_name', "
+                             "'tensors_dedupe', 'op_tensors_by_tensor')"));
     sqlite3_close(db);
     return n;
 }
 
 START_TEST(test_trace_cost_indexes_at_close)
 {
-    const char *p = tpath("indexes.trace");
+    const char *p = lt_tmp_path("trace_cost", "indexes.trace");
     float a[3] = {1, 2, 3};
     trc_writer *w = wopen(p, false);
     ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);
@@ -729,8 +703,8 @@ START_TEST(test_trace_cost_indexes_at_close)
     ck_assert_int_eq(n_indexes(p), 3);
     sqlite3 *db = NULL;
     ck_assert_int_eq(sqlite3_open_v2(p, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    ck_assert_str_eq(q1(db, "SELECT count(*) FROM tensors"), "1");
-    ck_assert_str_eq(q1(db, "PRAGMA integrity_check"), "ok");
+    ck_assert_str_eq(lt_sql1(db, "SELECT count(*) FROM tensors"), "1");
+    ck_assert_str_eq(lt_sql1(db, "PRAGMA integrity_check"), "ok");
     sqlite3_close(db);
 }
 END_TEST
@@ -748,7 +722,7 @@ static long long file_size(const char *path)
  * before close, the WAL never holds them all, and the closed trace is whole and WAL-free. */
 START_TEST(test_trace_cost_checkpoint_thread)
 {
-    const char *p = tpath("ckpt.trace");
+    const char *p = lt_tmp_path("trace_cost", "ckpt.trace");
     enum { N = 1 << 18, STEPS = 24 };
     float *x = malloc(N * sizeof *x);
     uint32_t r = 12345;
@@ -783,9 +757,9 @@ START_TEST(test_trace_cost_checkpoint_thread)
                   after_flush, file_size(p));
     sqlite3 *db = NULL;
     ck_assert_int_eq(sqlite3_open_v2(p, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    ck_assert_str_eq(q1(db, "SELECT count(*) FROM steps"), "24");
-    ck_assert_str_eq(q1(db, "PRAGMA integrity_check"), "ok");
-    ck_assert_str_eq(q1(db, "PRAGMA page_size"), "32768");
+    ck_assert_str_eq(lt_sql1(db, "SELECT count(*) FROM steps"), "24");
+    ck_assert_str_eq(lt_sql1(db, "PRAGMA integrity_check"), "ok");
+    ck_assert_str_eq(lt_sql1(db, "PRAGMA page_size"), "32768");
     sqlite3_close(db);
     free(x);
 }
@@ -795,7 +769,7 @@ END_TEST
  * twice in a row; what it flushed is in the main file. */
 START_TEST(test_trace_cost_flush)
 {
-    const char *p = tpath("flush.trace");
+    const char *p = lt_tmp_path("trace_cost", "flush.trace");
     float a[4096];
     for (int i = 0; i < 4096; i++) {
         a[i] = (float)i;
@@ -813,7 +787,7 @@ START_TEST(test_trace_cost_flush)
     }
     sqlite3 *db = NULL; /* a second connection sees the three steps */
     ck_assert_int_eq(sqlite3_open_v2(p, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    ck_assert_str_eq(q1(db, "SELECT count(*) FROM steps"), "3");
+    ck_assert_str_eq(lt_sql1(db, "SELECT count(*) FROM steps"), "3");
     sqlite3_close(db);
     ck_assert_int_eq(trc_writer_close(w), 0);
 }

@@ -90,19 +90,6 @@ static int atoi_checked(const char *s)
     return (int)v;
 }
 
-static const char *q1(void *db, const char *sql)
-{
-    static char out[256];
-    sqlite3_stmt *st = NULL;
-    snprintf(out, sizeof out, "ERROR");
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
-        const char *s = (const char *)sqlite3_column_text(st, 0);
-        snprintf(out, sizeof out, "%s", s ? s : "NULL");
-    }
-    sqlite3_finalize(st);
-    return out;
-}
-
 /* Checks the trace left by a killed child that had reported `last` as its last whole step. */
 static int check_trace(const char *path, int last)
 {
@@ -111,14 +98,14 @@ static int check_trace(const char *path, int last)
     int rc = trc_reader_open(path, &r, err, sizeof err);
     ck_assert_msg(rc == 0, "killed trace does not open: %s", err);
     void *db = trc_reader_sql_handle(r);
-    ck_assert_str_eq(q1(db, "PRAGMA integrity_check"), "ok");
-    int n_steps = atoi_checked(q1(db, "SELECT count(*) FROM steps"));
+    ck_assert_str_eq(lt_sql1(db, "PRAGMA integrity_check"), "ok");
+    int n_steps = atoi_checked(lt_sql1(db, "SELECT count(*) FROM steps"));
     ck_assert_msg(n_steps >= last + 1, "steps %d, child completed %d", n_steps, last + 1);
     ck_assert_int_le(n_steps, last + 2); /* at most one committed but not yet reported */
-    ck_assert_str_eq(q1(db, "SELECT coalesce(max(step), -1) + 1 = count(*) FROM steps"), "1");
-    ck_assert_str_eq(q1(db, "SELECT count(*) FROM ops WHERE step NOT IN (SELECT step FROM steps)"),
-                     "0");
-    ck_assert_int_eq(atoi_checked(q1(db, "SELECT count(*) FROM ops")), n_steps * N_OPS);
+    ck_assert_str_eq(lt_sql1(db, "SELECT coalesce(max(step), -1) + 1 = count(*) FROM steps"), "1");
+    ck_assert_str_eq(
+        lt_sql1(db, "SELECT count(*) FROM ops WHERE step NOT IN (SELECT step FROM steps)"), "0");
+    ck_assert_int_eq(atoi_checked(lt_sql1(db, "SELECT count(*) FROM ops")), n_steps * N_OPS);
     trc_cursor *c = NULL;
     struct trc_run_info ri;
     ck_assert_int_eq(trc_reader_runs(r, &c), 0);

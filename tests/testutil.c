@@ -10,6 +10,7 @@
 #include "run_int.h"
 
 #include <errno.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,39 @@ char *lt_tmp_dir(char *buf, size_t cap, const char *name)
         abort();
     }
     return buf;
+}
+
+const char *lt_tmp_path(const char *dir, const char *name)
+{
+    static char d[1024], made_for[256], buf[4][1200];
+    static int k;
+    if (strcmp(made_for, dir) != 0) {
+        lt_tmp_dir(d, sizeof d, dir);
+        snprintf(made_for, sizeof made_for, "%s", dir);
+    }
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", d, name);
+    return buf[k];
+}
+
+const char *lt_sql1(void *db, const char *sql)
+{
+    static char out[4096];
+    sqlite3_stmt *st = NULL;
+    out[0] = '\0';
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        snprintf(out, sizeof out, "ERROR: %s", sqlite3_errmsg(db));
+        return out;
+    }
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const char *s = (const char *)sqlite3_column_text(st, 0);
+        snprintf(out, sizeof out, "%s", s ? s : "NULL");
+    } else if (rc != SQLITE_DONE) {
+        snprintf(out, sizeof out, "ERROR: %s", sqlite3_errmsg(db));
+    }
+    sqlite3_finalize(st);
+    return out;
 }
 
 const char *lt_bin(void)

@@ -17,6 +17,14 @@ char *lt_shared_path(char *buf, size_t cap, const char *rel);
 /* A fresh scratch directory for this test name under LLTRACE_TMP (or /tmp). Returns buf. */
 char *lt_tmp_dir(char *buf, size_t cap, const char *name);
 
+/* dir/name in a scratch directory made (fresh) by the first call of the process with that dir.
+ * Returns one of four static buffers, so a few results may be used together. */
+const char *lt_tmp_path(const char *dir, const char *name);
+
+/* The text of the first column of the first row of sql on db (a `sqlite3 *`): "NULL" for NULL,
+ * "" when there is no row, "ERROR: <reason>" on failure. Returns a static buffer. */
+const char *lt_sql1(void *db, const char *sql);
+
 /* The lltrace binary (LLTRACE_BIN). Borrowed, static. */
 const char *lt_bin(void);
 
