@@ -160,23 +160,7 @@ static void close_a(void)
 /* One value of a query as text, "NULL", or "ERROR: <message>" (static buffer). */
 static const char *q(const char *sql)
 {
-    static char out[4096];
-    void *db = trc_reader_sql_handle(g_r);
-    sqlite3_stmt *st = NULL;
-    out[0] = '\0';
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-        snprintf(out, sizeof out, "ERROR: %s", sqlite3_errmsg(db));
-        return out;
-    }
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        const char *s = (const char *)sqlite3_column_text(st, 0);
-        snprintf(out, sizeof out, "%s", s ? s : "NULL");
-    } else if (rc != SQLITE_DONE) {
-        snprintf(out, sizeof out, "ERROR: %s", sqlite3_errmsg(db));
-    }
-    sqlite3_finalize(st);
-    return out;
+    return lt_sql1(trc_reader_sql_handle(g_r), sql);
 }
 
 static double qd(const char *sql)
