@@ -76,7 +76,8 @@ int trc__ckpt_start(struct trc__ckpt **out, const char *path, int64_t threshold,
         return TRC_ENOMEM;
     }
     c->threshold = threshold;
-    if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK) { /* only the checkpoint thread uses it */
         snprintf(msg, msglen, "%s: cannot open for checkpoints: %s", path,
                  c->db ? sqlite3_errmsg(c->db) : "out of memory");
         sqlite3_close(c->db);

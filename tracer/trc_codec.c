@@ -423,16 +423,43 @@ int trc__shape_parse(const char *json, int *n_dims, int64_t shape[4])
     return 0;
 }
 
+/* Appends the decimal form of v (>= 0) at buf + k when it fits below cap; returns the new k. */
+static size_t put_dec(char *buf, size_t cap, size_t k, int64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    uint64_t u = v < 0 ? 0 : (uint64_t)v; /* shapes are checked non-negative */
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    while (n > 0 && k + 1 < cap) {
+        buf[k++] = tmp[--n];
+    }
+    return k;
+}
+
+/* On the writer's path for every tensor row: no printf. Truncated (still terminated) when
+ * cap is too small, which 96 bytes never is for 4 dims. */
 char *trc__shape_json(char *buf, size_t cap, int n_dims, const int64_t *shape)
 {
     size_t k = 0;
-    k += (size_t)snprintf(buf, cap, "[");
-    for (int i = 0; i < n_dims && k < cap; i++) {
-        k += (size_t)snprintf(buf + k, cap - k, "%s%lld", i ? "," : "", (long long)shape[i]);
+    if (cap == 0) {
+        return buf;
     }
-    if (k < cap) {
-        snprintf(buf + k, cap - k, "]");
+    if (k + 1 < cap) {
+        buf[k++] = '[';
     }
+    for (int i = 0; i < n_dims; i++) {
+        if (i && k + 1 < cap) {
+            buf[k++] = ',';
+        }
+        k = put_dec(buf, cap, k, shape[i]);
+    }
+    if (k + 1 < cap) {
+        buf[k++] = ']';
+    }
+    buf[k] = '\0';
     return buf;
 }
 

@@ -1,8 +1,8 @@
 /*
  * trc_writer_batch.c - rows of one table buffered by the writer thread and inserted
  * TRC__BATCH at a time with one multi-row INSERT: a decode step writes about 400 ops rows,
- * 1000 op_tensors rows and 200 op_weights rows, and one statement execution per row costs
- * about twice as much as its share of a batch. Rows wait at most until the step's commit
+ * 1000 op_tensors rows, 400 tensors rows (level stats) and 200 op_weights rows, and one
+ * statement execution per row costs about twice as much as its share of a batch. Rows wait at most until the step's commit
  * (trc_wdb.c flushes every batch before COMMIT and drops them on ROLLBACK).
  */
 #include <stdio.h>
@@ -78,6 +78,8 @@ static void bind_row(const struct trc__batch *b, sqlite3_stmt *st, int r, int ba
             sqlite3_bind_int64(st, base + c + 1, v->i);
         } else if (v->type == TRC__BV_TEXT) {
             sqlite3_bind_text(st, base + c + 1, b->text + v->i, -1, SQLITE_STATIC);
+        } else if (v->type == TRC__BV_REAL) {
+            sqlite3_bind_double(st, base + c + 1, v->d);
         } else {
             sqlite3_bind_null(st, base + c + 1);
         }

@@ -109,13 +109,14 @@ struct trc__dedupe {
 };
 
 /* Rows buffered for one multi-row INSERT (trc_writer_batch.c). A value is NULL, an integer
- * (i) or a text (s when given; stored at offset i of the batch's text buffer). */
+ * (i), a text (s when given; stored at offset i of the batch's text buffer) or a real (d). */
 #define TRC__BATCH 32
-enum { TRC__BV_NULL, TRC__BV_INT, TRC__BV_TEXT };
+enum { TRC__BV_NULL, TRC__BV_INT, TRC__BV_TEXT, TRC__BV_REAL };
 struct trc__bval {
     int type;
     int64_t i;
     const char *s;
+    double d;
 };
 
 struct trc__batch {
@@ -180,6 +181,11 @@ struct trc_writer {
     char *schema_at_close;       /* the part of schema/trace.sql run by trc__wdb_close */
     sqlite3_stmt *st_tins, *st_tupd, *st_tblob, *st_token, *st_step;
     struct trc__batch b_ops, b_optensors, b_opweights;
+    /* Tensor rows without data (level stats) wait in b_tensors like the rows above, so their
+     * ids are the writer's: next_tensor_id, back to tx_tensor_id when a transaction rolls back.
+     * The table starts empty (trc_writer_open only creates files). */
+    struct trc__batch b_tensors;
+    int64_t next_tensor_id, tx_tensor_id;
 };
 
 /* Queue and errors (trc_writer.c). trc__wfail formats the caller-side message and returns code;
