@@ -43,6 +43,11 @@ struct lm_ctx {
     int64_t scratch_n;
     float *rec_buf; /* (rec_n) staging for recorded tensors that need reshaping */
     int64_t rec_n;
+    struct { /* record.c: "%.9g" of eps, theta, freq_scale and scale, formatted once */
+        double v;
+        bool ok;
+        char s[32];
+    } rec_g9[4];
 
     int64_t n_past, n_steps;
     int rec_err; /* first tracer error, as a TRC_E code */

@@ -15,6 +15,71 @@
 #include <stdio.h>
 #include <string.h>
 
+/* A bounded string builder: every op builds its name, links and parameters on the engine's
+ * thread, so they are put together from pieces rather than with snprintf (a quarter of the
+ * recording cost at level stats, when most of it went into formatting the same doubles). */
+struct sb {
+    char *p, *end; /* end: the last byte, kept for the terminator */
+};
+
+static struct sb sb_init(char *buf, size_t cap)
+{
+    struct sb b = {buf, buf + cap - 1};
+    *b.p = '\0';
+    return b;
+}
+
+static void sb_str(struct sb *b, const char *s)
+{
+    while (*s && b->p < b->end) {
+        *b->p++ = *s++;
+    }
+    *b->p = '\0';
+}
+
+static void sb_i64(struct sb *b, int64_t v)
+{
+    char tmp[24];
+    int n = 0;
+    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0) {
+        tmp[n++] = '-';
+    }
+    while (n > 0 && b->p < b->end) {
+        *b->p++ = tmp[--n];
+    }
+    *b->p = '\0';
+}
+
+/* "%.9g" of v (which round-trips a float), from slot k of the context's cache. */
+static const char *g9(lm_ctx *c, int k, double v)
+{
+    if (!c->rec_g9[k].ok || memcmp(&c->rec_g9[k].v, &v, sizeof v) != 0) {
+        snprintf(c->rec_g9[k].s, sizeof c->rec_g9[k].s, "%.9g", v);
+        c->rec_g9[k].v = v;
+        c->rec_g9[k].ok = true;
+    }
+    return c->rec_g9[k].s;
+}
+
+enum { G9_EPS, G9_THETA, G9_FREQ_SCALE, G9_SCALE };
+
+/* "blk.<layer>.<name>" into buf (64 bytes), or name alone for layer < 0. */
+static void op_name(char *buf, size_t cap, int64_t layer, const char *name)
+{
+    struct sb b = sb_init(buf, cap);
+    if (layer >= 0) {
+        sb_str(&b, "blk.");
+        sb_i64(&b, layer);
+        sb_str(&b, ".");
+    }
+    sb_str(&b, name);
+}
+
 void lm_rec_begin(lm_ctx *c, struct lm_rec *r, int64_t layer, const char *name, const char *kind,
                   int64_t pos0, int64_t n_pos)
 {
@@ -22,11 +87,7 @@ void lm_rec_begin(lm_ctx *c, struct lm_rec *r, int64_t layer, const char *name, 
     if ((!c->trace && !c->on_op) || c->rec_err) {
         return;
     }
-    if (layer >= 0) {
-        snprintf(r->name, sizeof r->name, "blk.%lld.%s", (long long)layer, name);
-    } else {
-        snprintf(r->name, sizeof r->name, "%s", name);
-    }
+    op_name(r->name, sizeof r->name, layer, name);
     r->level = c->trace ? trc_writer_level(c->trace, r->name, c->n_steps) : TRC_LEVEL_FULL;
     if (c->on_op && r->level == TRC_LEVEL_NONE) {
         r->level = TRC_LEVEL_STATS; /* the observer sees every op */
@@ -84,16 +145,23 @@ static const char *link_for(const lm_ctx *c, const struct lm_rec *r, const char 
     const int64_t n_layer = c->m->hp.n_layer;
     const char *op = r->layer >= 0 ? strchr(r->name + 4, '.') + 1 : r->name; /* blk.N.<op> */
     if (strcmp(r->kind, "rope") == 0 && strcmp(role, "in0") != 0 && strcmp(role, "out") != 0) {
-        bool first = r->layer == 0 && strcmp(op, "rope_q") == 0;
-        return first ? NULL : (snprintf(buf, 64, "blk.0.rope_q/%s", role), buf);
+        if (r->layer == 0 && strcmp(op, "rope_q") == 0) {
+            return NULL;
+        }
+        struct sb b = sb_init(buf, 64);
+        sb_str(&b, "blk.0.rope_q/");
+        sb_str(&b, role);
+        return buf;
     }
     if (strcmp(role, "in0") == 0 && strcmp(op, "output") == 0) {
         return "output_norm/out";
     }
     if (strcmp(role, "in0") == 0 && strcmp(op, "output_norm") == 0) {
-        return n_layer > 0
-                   ? (snprintf(buf, 64, "blk.%lld.l_out/out", (long long)(n_layer - 1)), buf)
-                   : "tok_embd/out";
+        if (n_layer == 0) {
+            return "tok_embd/out";
+        }
+        op_name(buf, 64, n_layer - 1, "l_out/out");
+        return buf;
     }
     for (size_t i = 0; r->layer >= 0 && i < sizeof links / sizeof links[0]; i++) {
         if (strcmp(links[i].op, op) == 0 && strcmp(links[i].role, role) == 0) {
@@ -101,7 +169,9 @@ static const char *link_for(const lm_ctx *c, const struct lm_rec *r, const char 
             if (l < 0) {
                 return "tok_embd/out";
             }
-            snprintf(buf, 64, "blk.%lld.%s/out", (long long)l, links[i].src);
+            op_name(buf, 64, l, links[i].src);
+            struct sb b = {buf + strlen(buf), buf + 63};
+            sb_str(&b, "/out");
             return buf;
         }
     }
@@ -149,7 +219,10 @@ void lm_rec_norm(lm_ctx *c, struct lm_rec *r, const char *wname, const float *in
     const int64_t e = c->m->hp.n_embd;
     struct trc_tensor ts[2] = {tensor2("in0", TRC_DTYPE_F32, in, n, e),
                                tensor2("out", TRC_DTYPE_F32, out, n, e)};
-    snprintf(params, sizeof params, "{\"eps\":%.9g}", (double)c->rms_eps);
+    struct sb b = sb_init(params, sizeof params);
+    sb_str(&b, "{\"eps\":");
+    sb_str(&b, g9(c, G9_EPS, (double)c->rms_eps));
+    sb_str(&b, "}");
     emit(c, r, ts, 2, wname, params);
 }
 
@@ -162,10 +235,12 @@ void lm_rec_matmul(lm_ctx *c, struct lm_rec *r, const struct lm_weight *w, const
     }
     struct trc_tensor ts[2] = {tensor2("in0", TRC_DTYPE_F32, in, n, w->k),
                                tensor2("out", TRC_DTYPE_F32, out, n, w->m)};
-    snprintf(params, sizeof params, "{\"weight_type\":\"%s\"%s}", lm_type_name(w->type),
-             c->faults.qk_permute && (strstr(r->name, "attn_q") || strstr(r->name, "attn_k"))
-                 ? ",\"qk_permute\":true"
-                 : "");
+    struct sb b = sb_init(params, sizeof params);
+    sb_str(&b, "{\"weight_type\":\"");
+    sb_str(&b, lm_type_name(w->type));
+    sb_str(&b, c->faults.qk_permute && (strstr(r->name, "attn_q") || strstr(r->name, "attn_k"))
+                   ? "\",\"qk_permute\":true}"
+                   : "\"}");
     emit(c, r, ts, 2, w->name, params);
 }
 
@@ -185,12 +260,17 @@ void lm_rec_rope(lm_ctx *c, struct lm_rec *r, const float *in, const float *out,
         tensor2("cos", TRC_DTYPE_F32, c->cos, n, half),
         tensor2("sin", TRC_DTYPE_F32, c->sin, n, half),
     };
-    snprintf(params, sizeof params,
-             "{\"theta\":%.9g,\"freq_scale\":%.9g,\"mode\":\"%s\",\"n_rot\":%lld,"
-             "\"pos_offset\":%lld}",
-             (double)c->rope_theta, (double)hp->rope_freq_scale,
-             c->rope_mode == LM_ROPE_NEOX ? "neox" : "norm", (long long)hp->n_rot,
-             (long long)c->faults.pos_offset);
+    struct sb b = sb_init(params, sizeof params);
+    sb_str(&b, "{\"theta\":");
+    sb_str(&b, g9(c, G9_THETA, (double)c->rope_theta));
+    sb_str(&b, ",\"freq_scale\":");
+    sb_str(&b, g9(c, G9_FREQ_SCALE, (double)hp->rope_freq_scale));
+    sb_str(&b, c->rope_mode == LM_ROPE_NEOX ? ",\"mode\":\"neox\",\"n_rot\":"
+                                            : ",\"mode\":\"norm\",\"n_rot\":");
+    sb_i64(&b, hp->n_rot);
+    sb_str(&b, ",\"pos_offset\":");
+    sb_i64(&b, c->faults.pos_offset);
+    sb_str(&b, "}");
     emit(c, r, ts, 5, NULL, params);
 }
 
@@ -208,8 +288,10 @@ void lm_rec_cache(lm_ctx *c, struct lm_rec *r, const float *rows, int64_t n, int
         }
         t = tensor2("out", TRC_DTYPE_F16, h, n, width);
     }
-    snprintf(params, sizeof params, "{\"cell0\":%lld,\"kv_type\":\"%s\"}", (long long)r->pos0,
-             c->kv_type == LM_TYPE_F16 ? "f16" : "f32");
+    struct sb b = sb_init(params, sizeof params);
+    sb_str(&b, "{\"cell0\":");
+    sb_i64(&b, r->pos0);
+    sb_str(&b, c->kv_type == LM_TYPE_F16 ? ",\"kv_type\":\"f16\"}" : ",\"kv_type\":\"f32\"}");
     emit(c, r, &t, 1, NULL, params);
 }
 
@@ -223,10 +305,14 @@ void lm_rec_scores(lm_ctx *c, struct lm_rec *r, const float *q, const float *kq,
     const struct lm_hparams *hp = &c->m->hp;
     struct trc_tensor ts[2] = {tensor3("in0", q, n, hp->n_head, hp->head_dim),
                                tensor3("out", kq, hp->n_head, n, n_kv)};
-    snprintf(params, sizeof params,
-             "{\"scale\":%.9g,\"n_kv\":%lld,\"kv_type\":\"%s\",\"gqa\":\"%s\",\"k\":\"cache\"}",
-             (double)(1.0f / sqrtf((float)hp->head_dim)), (long long)n_kv,
-             c->kv_type == LM_TYPE_F16 ? "f16" : "f32", c->faults.gqa_tile ? "tile" : "group");
+    struct sb b = sb_init(params, sizeof params);
+    sb_str(&b, "{\"scale\":");
+    sb_str(&b, g9(c, G9_SCALE, (double)(1.0f / sqrtf((float)hp->head_dim))));
+    sb_str(&b, ",\"n_kv\":");
+    sb_i64(&b, n_kv);
+    sb_str(&b, c->kv_type == LM_TYPE_F16 ? ",\"kv_type\":\"f16\"" : ",\"kv_type\":\"f32\"");
+    sb_str(&b, c->faults.gqa_tile ? ",\"gqa\":\"tile\",\"k\":\"cache\"}"
+                                  : ",\"gqa\":\"group\",\"k\":\"cache\"}");
     emit(c, r, ts, 2, NULL, params);
 }
 
@@ -251,8 +337,11 @@ void lm_rec_context(lm_ctx *c, struct lm_rec *r, const float *sm, const float *k
     const int64_t h = c->m->hp.n_head;
     struct trc_tensor ts[2] = {tensor3("in0", sm, h, n, n_kv),
                                tensor2("out", TRC_DTYPE_F32, kqv, n, width)};
-    snprintf(params, sizeof params, "{\"n_kv\":%lld,\"v\":\"cache\",\"gqa\":\"%s\"}",
-             (long long)n_kv, c->faults.gqa_tile ? "tile" : "group");
+    struct sb b = sb_init(params, sizeof params);
+    sb_str(&b, "{\"n_kv\":");
+    sb_i64(&b, n_kv);
+    sb_str(&b, c->faults.gqa_tile ? ",\"v\":\"cache\",\"gqa\":\"tile\"}"
+                                  : ",\"v\":\"cache\",\"gqa\":\"group\"}");
     emit(c, r, ts, 2, NULL, params);
 }
 

@@ -76,8 +76,8 @@ static void bind_row(const struct trc__batch *b, sqlite3_stmt *st, int r, int ba
         const struct trc__bval *v = &b->v[r * b->n_cols + c];
         if (v->type == TRC__BV_INT) {
             sqlite3_bind_int64(st, base + c + 1, v->i);
-        } else if (v->type == TRC__BV_TEXT) {
-            sqlite3_bind_text(st, base + c + 1, b->text + v->i, -1, SQLITE_STATIC);
+        } else if (v->type == TRC__BV_TEXT) { /* its length is in d (batch_add) */
+            sqlite3_bind_text(st, base + c + 1, b->text + v->i, (int)v->d, SQLITE_STATIC);
         } else if (v->type == TRC__BV_REAL) {
             sqlite3_bind_double(st, base + c + 1, v->d);
         } else {
@@ -137,6 +137,7 @@ int trc__batch_add(struct trc__batch *b, sqlite3 *db, const struct trc__bval *ro
         memcpy(b->text + b->text_len, row[c].s, n);
         dst[c].i = (int64_t)b->text_len;
         dst[c].s = NULL;
+        dst[c].d = (double)(n - 1);
         b->text_len += n;
     }
     b->n_rows++;

@@ -109,7 +109,8 @@ struct trc__dedupe {
 };
 
 /* Rows buffered for one multi-row INSERT (trc_writer_batch.c). A value is NULL, an integer
- * (i), a text (s when given; stored at offset i of the batch's text buffer) or a real (d). */
+ * (i), a text (s when given; once buffered, at offset i of the batch's text buffer with its
+ * length in d) or a real (d). */
 #define TRC__BATCH 32
 enum { TRC__BV_NULL, TRC__BV_INT, TRC__BV_TEXT, TRC__BV_REAL };
 struct trc__bval {
