@@ -31,7 +31,8 @@ static const char usage_text[] =
     "runs untraced, full and stats back to back, and the slowdown is the median over\n"
     "repetitions of traced/untraced time, so that drift in the machine's load moves both\n"
     "sides of each ratio. Traced pp includes writing the prompt's trace out (committed and\n"
-    "checkpointed into the file); traced tg starts after that and includes closing the trace.\n";
+    "checkpointed into the file); traced tg starts after that and includes closing the trace,\n"
+    "which is also reported apart: the cost of the steps alone, and the time of the close.\n";
 
 static double now_s(void)
 {
@@ -182,6 +183,8 @@ static double weight_bytes(const lm_model *m)
 
 struct series {
     double pp[64], tg[64]; /* tokens/s of each repetition, in the order they ran */
+    double tg_steps[64];   /* traced: tokens/s of the steps alone, without closing the trace */
+    double close_ms[64];   /* traced: ending the run and closing the trace */
 };
 
 /* One repetition at a tracing level (NULL: untraced) into s->pp[r], s->tg[r]. The traced time
@@ -226,6 +229,8 @@ static int run_rep(struct bench *b, const char *level, int r, struct series *s, 
         wst->n_linked -= b->after_pp.n_linked;
         wst->ckpt_ns -= b->after_pp.ckpt_ns;
         trc_writer_close(w);
+        s->tg_steps[r] = (double)b->tg / tt;
+        s->close_ms[r] = (now_s() - t0) * 1e3;
         tt += now_s() - t0;
         struct stat st;
         *trace_bytes = stat(path, &st) == 0 ? (double)st.st_size : 0;
@@ -335,6 +340,15 @@ static int bench_main(struct bench *b, bool trace)
     printf("tracing cost of the prompt (pp time, its trace written out): full %.3fx, stats "
            "%.3fx\n",
            pf[1], ps[1]);
+    double sf[3], ss[3], kf[3], ks[3];
+    cost(plain.tg, full.tg_steps, b->reps, sf);
+    cost(plain.tg, stats.tg_steps, b->reps, ss);
+    summarize(full.close_ms, b->reps, kf);
+    summarize(stats.close_ms, b->reps, ks);
+    printf("of which the steps (tg time up to the last step's commit): full %.3fx (%.3f-%.3f), "
+           "stats %.3fx (%.3f-%.3f); closing the trace (at-close indexes, last checkpoint): "
+           "full %.1f ms, stats %.1f ms (median)\n",
+           sf[1], sf[0], sf[2], ss[1], ss[0], ss[2], kf[1], ks[1]);
     printf("full trace: %.2f MB for %.0f tokens (%.1f KB/token), raw tensor data %.2f MB, "
            "compression ratio stored/raw %.3f\n",
            tb_full / 1e6, toks, tb_full / toks / 1e3, raw / 1e6, raw > 0 ? tb_full / raw : 0);
