@@ -323,8 +323,7 @@ int trc__wdb_open(trc_writer *w, char *msg, size_t msglen)
      * taken by every sqlite3_bind_*, is pure cost: a fifth of the writer's instructions. */
     if (sqlite3_open_v2(w->path, &w->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        NULL) !=
-        SQLITE_OK) {
+                        NULL) != SQLITE_OK) {
         snprintf(msg, msglen, "%s: cannot open: %s", w->path,
                  w->db ? sqlite3_errmsg(w->db) : "out of memory");
         return TRC_EIO;
