@@ -294,6 +294,55 @@ START_TEST(test_trace_roundtrip_dedupe)
 }
 END_TEST
 
+/* Tensor rows without data wait in a batch and get their ids from the writer; rows with data
+ * go in at once. Mixed levels over several steps (more stats rows than a batch holds, and a
+ * stats row upgraded to full while its batch waits): ids stay dense and every link resolves. */
+START_TEST(test_trace_roundtrip_mixed_levels_ids)
+{
+    const char *p = lt_tmp_path("trace", "mixed.trace");
+    trc_writer *w = wopen(p, false);
+    ck_assert_int_eq(trc_writer_add_rule(w, "stats"), 0);
+    ck_assert_int_eq(trc_writer_add_rule(w, "full:*.full"), 0);
+    ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);
+    float x[16];
+    for (int step = 0; step < 3; step++) {
+        ck_assert_int_eq(trc_step_begin(w, step, step, 1), 0);
+        for (int k = 0; k < 100; k++) {
+            for (int i = 0; i < 16; i++) {
+                x[i] = (float)(step * 1000 + k * 16 + i);
+            }
+            char name[32];
+            snprintf(name, sizeof name, "op%d.%s", k, k % 7 == 3 ? "full" : "stats");
+            struct trc_tensor t = t1("out", TRC_DTYPE_F32, 16, 0, x);
+            ck_assert_int_eq(rec(w, name, &t, 1), 0);
+        }
+        struct trc_tensor same = t1("out", TRC_DTYPE_F32, 16, 0, x); /* op99's bytes */
+        ck_assert_int_eq(rec(w, "again.full", &same, 1), 0);         /* upgrades op99's stats row */
+        ck_assert_int_eq(trc_step_end(w, -1), 0);
+    }
+    ck_assert_int_eq(trc_writer_close(w), 0);
+    trc_reader *r = ropen(p);
+    void *db = trc_reader_sql_handle(r);
+    ck_assert_str_eq(
+        lt_sql1(db, "SELECT count(*) || ',' || min(id) || ',' || max(id) FROM tensors"),
+        "300,1,300");
+    ck_assert_str_eq(lt_sql1(db, "SELECT count(*) FROM op_tensors WHERE tensor_id NOT IN "
+                                 "(SELECT id FROM tensors)"),
+                     "0");
+    ck_assert_str_eq(lt_sql1(db, "SELECT count(*) FROM tensors WHERE data IS NOT NULL"), "45");
+    ck_assert_str_eq(lt_sql1(db, "SELECT min || ',' || max || ',' || n_elems FROM tensors t "
+                                 "JOIN op_tensors ot ON ot.tensor_id = t.id JOIN ops o ON "
+                                 "o.id = ot.op_id WHERE o.name = 'op5.stats' AND o.step = 2"),
+                     "2080.0,2095.0,16");
+    int64_t tid = 0;
+    ck_assert_int_eq(trc_reader_op_tensor(r, 101, "out", &tid), 0); /* step 0, "again.full" */
+    float back[16];
+    ck_assert_int_eq(trc_reader_tensor_f32(r, tid, back, 16), 0);
+    ck_assert(back[0] == 99.0f * 16.0f && back[15] == 99.0f * 16.0f + 15.0f);
+    trc_reader_close(r);
+}
+END_TEST
+
 START_TEST(test_trace_roundtrip_partial)
 {
     const char *p = lt_tmp_path("trace", "partial.trace");
@@ -811,6 +860,7 @@ Suite *trace_suite(void)
     tcase_add_test(rt, test_trace_roundtrip_runs_steps_ops);
     tcase_add_test(rt, test_trace_roundtrip_dedupe);
     tcase_add_test(rt, test_trace_roundtrip_partial);
+    tcase_add_test(rt, test_trace_roundtrip_mixed_levels_ids);
     suite_add_tcase(s, rt);
     TCase *core = tcase_create("core");
     tcase_add_test(core, test_trace_stats_values);
