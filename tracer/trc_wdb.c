@@ -365,14 +365,10 @@ int trc__wdb_open(trc_writer *w, char *msg, size_t msglen)
 int trc__wdb_close(trc_writer *w, char *msg, size_t msglen)
 {
     int rc = 0;
+    trc__ckpt_stop(w->ckpt); /* before leaving WAL mode, which needs the only connection */
+    w->ckpt = NULL;
     if (w->db && w->in_tx) {
         rc = commit_tx(w, msg, msglen);
-    }
-    /* The checkpointer copies the committed steps into the file while this thread builds the
-     * indexes (a passive checkpoint runs beside a write transaction); it is stopped before
-     * leaving WAL mode, which needs the only connection. */
-    if (w->ckpt && w->db && w->schema_at_close && *w->schema_at_close) {
-        trc__ckpt_kick(w->ckpt);
     }
     if (w->db && w->schema_at_close && *w->schema_at_close) { /* the indexes, in one tx */
         char m[TRC__MSG_SIZE - 64];
@@ -389,8 +385,6 @@ int trc__wdb_close(trc_writer *w, char *msg, size_t msglen)
             }
         }
     }
-    trc__ckpt_stop(w->ckpt);
-    w->ckpt = NULL;
     free(w->schema_at_close);
     w->schema_at_close = NULL;
     if (!w->db) {

@@ -240,7 +240,6 @@ int trc__ckpt_start(struct trc__ckpt **out, const char *path, int64_t threshold,
                     size_t msglen);
 void trc__ckpt_poke(struct trc__ckpt *c, int64_t wal_bytes);
 bool trc__ckpt_drain(struct trc__ckpt *c, bool wait_busy);
-void trc__ckpt_kick(struct trc__ckpt *c); /* a pass now, whatever the WAL's size; no wait */
 void trc__ckpt_stop(struct trc__ckpt *c);
 int64_t trc__ckpt_cpu_ns(struct trc__ckpt *c); /* CPU time of its thread so far */
 
