@@ -783,7 +783,11 @@ static int tensor_store(trc_writer *w, enum trc_level level, const struct trc__j
     bool want_blob = level == TRC_LEVEL_FULL && !(found && me.stored >= 0);
     const uint8_t *blob = NULL;
     size_t blob_len = 0;
-    if (want_blob) {
+    if (want_blob && t->blob) { /* made by the compressor (trc_writer_prep.c) */
+        blob = t->blob;
+        blob_len = t->blob_len;
+        me.stored = (int64_t)blob_len;
+    } else if (want_blob) {
         int rc = trc__codec_encode(&w->cs, w->zstd_level, t->data, (size_t)t->n_stored, width,
                                    &blob, &blob_len, msg, msglen);
         if (rc < 0) {

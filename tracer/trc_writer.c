@@ -125,7 +125,7 @@ static void job_process(trc_writer *w, struct trc__job *job)
     pthread_mutex_lock(&w->mu);
     publish(w, job->seqno, job->bytes);
     pthread_mutex_unlock(&w->mu);
-    free(job);
+    trc__job_free(job);
     if (step_end && atomic_load(&w->werr) == 0) {
         trc__wdb_maybe_checkpoint(w);
     }
@@ -156,7 +156,7 @@ static void run_batch(trc_writer *w, struct trc__job *job)
             pthread_mutex_unlock(&w->mu);
             freed = 0;
         }
-        free(job);
+        trc__job_free(job);
         if (step_end && atomic_load(&w->werr) == 0) {
             trc__wdb_maybe_checkpoint(w);
         }
@@ -193,12 +193,25 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-/* Wakes the worker if it sleeps (mu held). */
+/* Wakes the first stage if it sleeps: the compressor when it runs, else the worker (mu held). */
 static void wake(trc_writer *w)
 {
-    if (w->idle) {
+    if (w->has_prep ? w->prep_idle : w->idle) {
         w->pending_jobs = 0;
         w->pending_bytes = 0;
+        pthread_cond_signal(w->has_prep ? &w->cv_prep : &w->cv_work);
+    }
+}
+
+void trc__forward(trc_writer *w, struct trc__job *first, struct trc__job *last)
+{
+    if (w->tail) {
+        w->tail->next = first;
+    } else {
+        w->head = first;
+    }
+    w->tail = last;
+    if (w->idle) {
         pthread_cond_signal(&w->cv_work);
     }
 }
@@ -227,12 +240,14 @@ uint64_t trc__submit(trc_writer *w, struct trc__job *job)
     }
     w->queued_bytes += job->bytes;
     job->next = NULL;
-    if (w->tail) {
-        w->tail->next = job;
+    struct trc__job **head = w->has_prep ? &w->p_head : &w->head;
+    struct trc__job **tail = w->has_prep ? &w->p_tail : &w->tail;
+    if (*tail) {
+        (*tail)->next = job;
     } else {
-        w->head = job;
+        *head = job;
     }
-    w->tail = job;
+    *tail = job;
     w->pending_jobs++;
     w->pending_bytes += job->bytes;
     if (job->kind != TRC__JOB_OP || w->pending_jobs >= WAKE_JOBS ||
@@ -363,11 +378,13 @@ static void writer_free(trc_writer *w)
     }
     free(w->rules);
     trc__codec_scratch_release(&w->cs);
+    trc__codec_scratch_release(&w->pcs);
     trc__links_release(&w->links);
     free(w->slots);
     trc__dedupe_release(&w->dd);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv_work);
+    pthread_cond_destroy(&w->cv_prep);
     pthread_cond_destroy(&w->cv_space);
     pthread_cond_destroy(&w->cv_done);
     if (w->lock_fd >= 0) {
@@ -395,6 +412,7 @@ int trc_writer_open(const char *path, const struct trc_writer_opts *opts, trc_wr
     w->lock_fd = -1;
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv_work, NULL);
+    pthread_cond_init(&w->cv_prep, NULL);
     pthread_cond_init(&w->cv_space, NULL);
     pthread_cond_init(&w->cv_done, NULL);
     int qmb = opts && opts->queue_mb > 0 ? opts->queue_mb : 256;
@@ -408,9 +426,11 @@ int trc_writer_open(const char *path, const struct trc_writer_opts *opts, trc_wr
     if (rc == 0 && !(opts && opts->synchronous)) { /* the checkpointer first: a failure after
                                                         the worker started would leave it running */
         rc = trc__wdb_start_ckpt(w, msg, sizeof msg);
+        rc = rc < 0 ? rc : trc__prep_start(w, msg, sizeof msg); /* idle until jobs come */
         if (rc == 0 && pthread_create(&w->thread, NULL, worker_main, w) != 0) {
             snprintf(msg, sizeof msg, "%s: cannot start the writer thread", path);
             rc = TRC_ENOMEM;
+            trc__prep_stop(w);
         } else if (rc == 0) {
             w->has_thread = true;
         }
@@ -448,6 +468,7 @@ int trc_writer_close(trc_writer *w)
     if (sync) {
         wait_done(w, trc__submit(w, sync));
     }
+    trc__prep_stop(w); /* drained into the worker's queue first */
     if (w->has_thread) {
         pthread_mutex_lock(&w->mu);
         w->stop = true;
@@ -493,6 +514,7 @@ int trc_writer_get_stats(trc_writer *w, struct trc_writer_stats *out)
     *out = w->st;
     pthread_mutex_unlock(&w->mu);
     out->ckpt_ns = w->ckpt ? trc__ckpt_cpu_ns(w->ckpt) : 0;
+    out->compress_ns = atomic_load(&w->prep_ns);
     return 0;
 }
 

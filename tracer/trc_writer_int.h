@@ -42,9 +42,11 @@ struct trc__jtensor {
     const char *link; /* linked: its "OP/ROLE" (for messages) */
     bool same_shape;  /* linked with the same shape: shares the source's row */
     bool has_hash;    /* hash computed by the caller (level stats, or checked links) */
-    bool has_stats;   /* st computed by the caller (level stats) */
+    bool has_stats;   /* st computed by the caller (level stats) or by the compressor */
     uint64_t hash;
     struct trc__stats st;
+    uint8_t *blob; /* the codec's output made ahead by the compressor (malloc'd), or NULL */
+    size_t blob_len;
 };
 struct trc__jop {
     int64_t id, run_id, step, seq, layer, pos0, n_pos, elapsed_ns;
@@ -151,6 +153,13 @@ struct trc_writer {
     pthread_t thread;
     bool has_thread, stop, idle; /* idle: the worker waits on cv_work */
     struct trc__job *head, *tail;
+    /* the compressor (trc_writer_prep.c): jobs go through its queue first when it runs */
+    pthread_t prep_thread;
+    pthread_cond_t cv_prep;
+    bool has_prep, prep_stop, prep_idle;
+    struct trc__job *p_head, *p_tail;
+    _Atomic int64_t prep_ns; /* its CPU time */
+    struct trc__codec_scratch pcs;
     size_t queued_bytes, cap_bytes;
     size_t pending_bytes, pending_jobs; /* submitted since the worker was last woken */
     uint64_t wait_seqno; /* the caller waits on cv_done until done reaches it (0: no) */
@@ -193,6 +202,15 @@ struct trc_writer {
  * trc__submit hands a malloc'd job to the worker (or runs it, synchronous) and returns its
  * sequence number; trc__sticky is the sticky worker error (message copied to w->msg). */
 int64_t trc__now_ns(void);
+/* The compressor stage (trc_writer_prep.c): a thread between trc__submit and the worker that
+ * hashes and compresses the copied tensors of level-full ops, so that at the end of a step the
+ * compression and the SQLite writes run on two cores. _start before the worker may receive
+ * jobs; _stop drains it into the worker's queue. trc__forward appends jobs first..last to the
+ * worker's queue and wakes it (mu held). trc__job_free frees a job and the blobs made for it. */
+int trc__prep_start(trc_writer *w, char *msg, size_t msglen);
+void trc__prep_stop(trc_writer *w);
+void trc__forward(trc_writer *w, struct trc__job *first, struct trc__job *last);
+void trc__job_free(struct trc__job *job);
 int64_t trc__cpu_ns(void); /* CPU time of the calling thread */
 __attribute__((format(printf, 3, 4))) int trc__wfail(trc_writer *w, int code, const char *fmt, ...);
 uint64_t trc__submit(trc_writer *w, struct trc__job *job);

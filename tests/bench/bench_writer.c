@@ -242,11 +242,12 @@ int main(int argc, char **argv)
         }
         double k = 1e3 / steps;
         printf("%s, %d steps, per step: CPU %.2f ms (all threads), wall %.2f ms; caller "
-               "%.2f ms recording + %.2f ms waiting; writer thread %.2f ms; checkpointer "
-               "%.2f ms; stored %.0f KB\n",
+               "%.2f ms recording + %.2f ms waiting; writer thread %.2f ms; compression thread "
+               "%.2f ms; checkpointer %.2f ms; stored %.0f KB\n",
                level, steps, cpu * k, wall * k, (double)s.record_ns / 1e6 / steps,
                (double)s.wait_ns / 1e6 / steps, (double)s.worker_ns / 1e6 / steps,
-               (double)s.ckpt_ns / 1e6 / steps, (double)s.stored_bytes / 1024 / steps);
+               (double)s.compress_ns / 1e6 / steps, (double)s.ckpt_ns / 1e6 / steps,
+               (double)s.stored_bytes / 1024 / steps);
         v[r] = cpu * k;
     }
     qsort(v, (size_t)reps, sizeof v[0], cmp_double);

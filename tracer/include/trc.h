@@ -185,6 +185,9 @@ struct trc_writer_stats {
                              hash; those sharing the linked row also count in n_dedup */
     int64_t ckpt_ns;      /* CPU time of the checkpoint thread (copies from the WAL into the
                              file); 0 when the writer is synchronous */
+    int64_t compress_ns;  /* CPU time of the compression thread (hash, stats and codec of the
+                             copies at level full, ahead of the writer thread); 0 when
+                             synchronous */
 };
 int trc_writer_get_stats(trc_writer *w, struct trc_writer_stats *out);
 
