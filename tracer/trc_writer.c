@@ -3,11 +3,12 @@
  * rules, runs, tokens and steps, and a bounded FIFO of self-contained jobs drained by one
  * worker thread that hashes, computes stats, compresses and writes (trc_wdb.c); with threads,
  * jobs pass a compression thread first (trc_writer_prep.c) that does the hashing and the codec
- * of level-full copies ahead of it. Ops are turned into jobs by trc_writer_op.c. The queue holds at most queue_mb of job bytes, so memory stays
- * bounded whatever the engine's pace; the worker is woken in batches (not for every op: each
- * wake-up takes a core from the engine), and trc_step_end waits for the step's commit. Copying
- * committed steps from the WAL into the file is the checkpoint thread's job (trc_ckpt.c). A
- * worker error is sticky: every later call returns it, and committed steps stay valid.
+ * of level-full copies ahead of it. Ops are turned into jobs by trc_writer_op.c. The queue holds at
+ * most queue_mb of job bytes, so memory stays bounded whatever the engine's pace; the worker is
+ * woken in batches (not for every op: each wake-up takes a core from the engine), and trc_step_end
+ * waits for the step's commit. Copying committed steps from the WAL into the file is the checkpoint
+ * thread's job (trc_ckpt.c). A worker error is sticky: every later call returns it, and committed
+ * steps stay valid.
  */
 #include <errno.h>
 #include <fcntl.h>
