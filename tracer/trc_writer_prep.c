@@ -60,8 +60,10 @@ static size_t prep_tensor(trc_writer *w, struct trc__jtensor *t, uint64_t seen[S
     return (size_t)t->n_stored * width;
 }
 
-/* The work of one job: bytes compressed. */
-static size_t prep_job(trc_writer *w, struct trc__job *job, uint64_t seen[SEEN])
+/* The work of one job: bytes compressed. The blobs count in job->bytes from now on, and in
+ * *held (to be added to the queue's total when the job is handed on): the queue bound covers
+ * them until the worker frees the job. */
+static size_t prep_job(trc_writer *w, struct trc__job *job, uint64_t seen[SEEN], size_t *held)
 {
     if (job->kind != TRC__JOB_OP || job->op->level != TRC_LEVEL_FULL) {
         return 0;
@@ -71,6 +73,8 @@ static size_t prep_job(trc_writer *w, struct trc__job *job, uint64_t seen[SEEN])
         struct trc__jtensor *t = &job->op->t[k];
         if (t->data && t->src < 0 && !t->known && !t->has_hash && t->n_stored > 0) {
             n += prep_tensor(w, t, seen);
+            job->bytes += t->blob_len;
+            *held += t->blob_len;
         }
     }
     return n;
@@ -80,18 +84,19 @@ static size_t prep_job(trc_writer *w, struct trc__job *job, uint64_t seen[SEEN])
 static void prep_batch(trc_writer *w, struct trc__job *job, uint64_t seen[SEEN])
 {
     struct trc__job *first = job;
-    size_t done = 0;
+    size_t done = 0, held = 0;
     int64_t t0 = trc__cpu_ns();
     while (job) {
         struct trc__job *next = job->next;
-        done += prep_job(w, job, seen);
+        done += prep_job(w, job, seen, &held);
         if (!next || done >= FORWARD_BYTES || job->kind != TRC__JOB_OP) {
             job->next = NULL;
             pthread_mutex_lock(&w->mu);
+            w->queued_bytes += held;
             trc__forward(w, first, job);
             pthread_mutex_unlock(&w->mu);
             first = next;
-            done = 0;
+            done = held = 0;
         }
         job = next;
     }
