@@ -174,25 +174,31 @@ static void *worker_main(void *arg)
     trc__lower_priority();                     /* SCHED_IDLE (trc_writer_int.h) */
 #endif
     pthread_mutex_lock(&w->mu);
-    for (;;) {
-        while (!w->head && !w->stop) {
-            w->idle = true;
-            w->pending_jobs = 0;
-            w->pending_bytes = 0;
-            pthread_cond_wait(&w->cv_work, &w->mu);
-        }
-        w->idle = false;
-        if (!w->head) {
-            break; /* stop requested and the queue is drained */
-        }
-        struct trc__job *batch = w->head;
-        w->head = w->tail = NULL;
+    struct trc__job *batch;
+    while ((batch = trc__queue_take(w, &w->head, &w->tail, &w->idle, &w->stop, &w->cv_work))) {
         pthread_mutex_unlock(&w->mu);
         run_batch(w, batch);
         pthread_mutex_lock(&w->mu);
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
+}
+
+struct trc__job *trc__queue_take(trc_writer *w, struct trc__job **head, struct trc__job **tail,
+                                 bool *idle, const bool *stop, pthread_cond_t *cv)
+{
+    while (!*head && !*stop) {
+        *idle = true;
+        if (idle == (w->has_prep ? &w->prep_idle : &w->idle)) { /* the stage trc__submit wakes */
+            w->pending_jobs = 0;
+            w->pending_bytes = 0;
+        }
+        pthread_cond_wait(cv, &w->mu);
+    }
+    *idle = false;
+    struct trc__job *batch = *head; /* NULL: stop requested and the queue is drained */
+    *head = *tail = NULL;
+    return batch;
 }
 
 /* Wakes the first stage if it sleeps: the compressor when it runs, else the worker (mu held). */

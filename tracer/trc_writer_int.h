@@ -210,6 +210,10 @@ int64_t trc__now_ns(void);
 int trc__prep_start(trc_writer *w, char *msg, size_t msglen);
 void trc__prep_stop(trc_writer *w);
 void trc__forward(trc_writer *w, struct trc__job *first, struct trc__job *last);
+/* Waits (mu held) until the queue head..tail has jobs, and takes them all; NULL once *stop is set
+ * and the queue is empty. *idle is true while it waits on cv. */
+struct trc__job *trc__queue_take(trc_writer *w, struct trc__job **head, struct trc__job **tail,
+                                 bool *idle, const bool *stop, pthread_cond_t *cv);
 void trc__job_free(struct trc__job *job);
 int64_t trc__cpu_ns(void); /* CPU time of the calling thread */
 __attribute__((format(printf, 3, 4))) int trc__wfail(trc_writer *w, int code, const char *fmt, ...);

@@ -112,17 +112,9 @@ static void *prep_main(void *arg)
     trc__lower_priority();
     uint64_t *seen = calloc(SEEN, sizeof *seen);
     pthread_mutex_lock(&w->mu);
-    for (;;) {
-        while (!w->p_head && !w->prep_stop) {
-            w->prep_idle = true;
-            pthread_cond_wait(&w->cv_prep, &w->mu);
-        }
-        w->prep_idle = false;
-        if (!w->p_head) {
-            break; /* stop requested and the queue is drained */
-        }
-        struct trc__job *batch = w->p_head;
-        w->p_head = w->p_tail = NULL;
+    struct trc__job *batch;
+    while ((batch = trc__queue_take(w, &w->p_head, &w->p_tail, &w->prep_idle, &w->prep_stop,
+                                    &w->cv_prep))) {
         pthread_mutex_unlock(&w->mu);
         if (seen) {
             memset(seen, 0, SEEN * sizeof *seen); /* a batch at a time: blobs of older ones
@@ -146,11 +138,12 @@ static void *prep_main(void *arg)
 
 int trc__prep_start(trc_writer *w, char *msg, size_t msglen)
 {
+    w->has_prep = true; /* before the thread reads it; the worker starts after */
     if (pthread_create(&w->prep_thread, NULL, prep_main, w) != 0) {
+        w->has_prep = false;
         snprintf(msg, msglen, "%s: cannot start the compression thread", w->path);
         return TRC_ENOMEM;
     }
-    w->has_prep = true;
     return 0;
 }
 
@@ -164,5 +157,7 @@ void trc__prep_stop(trc_writer *w)
     pthread_cond_signal(&w->cv_prep);
     pthread_mutex_unlock(&w->mu);
     pthread_join(w->prep_thread, NULL);
+    pthread_mutex_lock(&w->mu); /* the worker reads it under mu */
     w->has_prep = false;
+    pthread_mutex_unlock(&w->mu);
 }
