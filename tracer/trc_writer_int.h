@@ -57,11 +57,12 @@ struct trc__jop {
     const char **wrole, **wname;
 };
 
-/* The caller's table of the tensors recorded in the open step (trc_writer.c): open addressing
- * on the hash of "OP/ROLE"; entries of older steps are recognized by their generation. */
+/* The caller's list of the tensors recorded in the open step (trc_writer_op.c), in the order
+ * they were registered, each under "OP/ROLE". A link almost always names one of the last few
+ * tensors, so a lookup scans the keys' hashes from the newest back: it touches a few recent
+ * cache lines, where a hash table costs a cache miss per probe (the engine's weights evict it
+ * between two ops). A later tensor under the same name hides an earlier one. */
 struct trc__link {
-    uint64_t key_hash;
-    uint32_t gen;
     uint32_t key; /* offset of the NUL-terminated "OP/ROLE" in keys */
     int32_t slot;
     int8_t level, dtype, n_dims;
@@ -70,9 +71,9 @@ struct trc__link {
 };
 
 struct trc__links {
-    struct trc__link *e; /* (cap), a power of two */
+    uint64_t *hash;      /* (cap) the hash of each entry's key */
+    struct trc__link *e; /* (cap) */
     size_t cap, n;
-    uint32_t gen;
     char *keys;
     size_t keys_len, keys_cap;
     int32_t n_slots;

@@ -7,7 +7,7 @@
  *     it is in cache; nothing is copied;
  *   - level full, and partial tensors: the data are copied; the worker hashes, computes the
  *     stats and compresses.
- * The link table maps "OP/ROLE" to the slot and description of each tensor of the open step.
+ * The link list maps "OP/ROLE" to the slot and description of each tensor of the open step.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -90,7 +90,7 @@ static int check_op(trc_writer *w, const struct trc_op *op)
     return 0;
 }
 
-/* ---- the link table ------------------------------------------------------------------------ */
+/* ---- the link list ------------------------------------------------------------------------- */
 
 #define FNV_BASIS 0xcbf29ce484222325ULL
 
@@ -104,10 +104,6 @@ static uint64_t fnv(uint64_t h, const char *s)
 
 void trc__links_reset(struct trc__links *t)
 {
-    if (++t->gen == 0) { /* wrapped: entries of generation 0 would look current */
-        memset(t->e, 0, t->cap * sizeof *t->e);
-        t->gen = 1;
-    }
     t->n = 0;
     t->keys_len = 0;
     t->n_slots = 0;
@@ -115,56 +111,49 @@ void trc__links_reset(struct trc__links *t)
 
 void trc__links_release(struct trc__links *t)
 {
+    free(t->hash);
     free(t->e);
     free(t->keys);
     memset(t, 0, sizeof *t);
 }
 
-/* The entry for key (hash h), or the empty entry where it would go; NULL if the table is empty. */
-static struct trc__link *links_slot(const struct trc__links *t, uint64_t h, const char *key)
+/* The newest entry registered under key, or NULL. */
+static const struct trc__link *links_find(const struct trc__links *t, const char *key)
 {
-    for (size_t i = h & (t->cap - 1); t->cap; i = (i + 1) & (t->cap - 1)) {
-        struct trc__link *e = &t->e[i];
-        if (e->gen != t->gen || (e->key_hash == h && strcmp(t->keys + e->key, key) == 0)) {
-            return e;
+    const uint64_t h = fnv(FNV_BASIS, key);
+    for (size_t i = t->n; i-- > 0;) {
+        if (t->hash[i] == h && strcmp(t->keys + t->e[i].key, key) == 0) {
+            return &t->e[i];
         }
     }
     return NULL;
 }
 
-static const struct trc__link *links_find(const struct trc__links *t, const char *key)
-{
-    const struct trc__link *e = links_slot(t, fnv(FNV_BASIS, key), key);
-    return e && e->gen == t->gen ? e : NULL;
-}
-
 static int links_grow(struct trc__links *t)
 {
     size_t cap = t->cap ? 2 * t->cap : 512;
-    struct trc__link *old = t->e;
-    size_t old_cap = t->cap;
-    if (!(t->e = calloc(cap, sizeof *t->e))) {
-        t->e = old;
+    uint64_t *hash = realloc(t->hash, cap * sizeof *hash);
+    if (!hash) {
         return TRC_ENOMEM;
     }
-    t->cap = cap;
-    for (size_t i = 0; i < old_cap; i++) {
-        if (old[i].gen == t->gen) {
-            *links_slot(t, old[i].key_hash, t->keys + old[i].key) = old[i];
-        }
+    t->hash = hash;
+    struct trc__link *e = realloc(t->e, cap * sizeof *e);
+    if (!e) {
+        return TRC_ENOMEM;
     }
-    free(old);
+    t->e = e;
+    t->cap = cap;
     return 0;
 }
 
-/* Adds (or replaces: the later tensor wins) "name/role" -> *d. */
+/* Appends "name/role" -> *d. */
 static int links_add(struct trc__links *t, const char *name, const char *role,
                      const struct trc__link *d)
 {
     size_t n1 = strlen(name);
     size_t n2 = strlen(role);
     size_t need = t->keys_len + n1 + n2 + 2;
-    if ((t->n + 1) * 2 > t->cap && links_grow(t) < 0) {
+    if ((t->n == t->cap && links_grow(t) < 0) || need > UINT32_MAX) {
         return TRC_ENOMEM;
     }
     if (need > t->keys_cap) {
@@ -180,17 +169,11 @@ static int links_add(struct trc__links *t, const char *name, const char *role,
     memcpy(key, name, n1);
     key[n1] = '/';
     memcpy(key + n1 + 1, role, n2 + 1);
-    uint64_t h = fnv(FNV_BASIS, key);
-    struct trc__link *e = links_slot(t, h, key);
-    uint32_t off = e->gen == t->gen ? e->key : (uint32_t)t->keys_len; /* replaced: keep its key */
-    if (e->gen != t->gen) {
-        t->n++;
-        t->keys_len = need;
-    }
-    *e = *d;
-    e->key_hash = h;
-    e->gen = t->gen;
-    e->key = off;
+    t->hash[t->n] = fnv(FNV_BASIS, key);
+    t->e[t->n] = *d;
+    t->e[t->n].key = (uint32_t)t->keys_len;
+    t->n++;
+    t->keys_len = need;
     return 0;
 }
 
