@@ -561,6 +561,19 @@ static int dispatch(trc_writer *w, const struct trc__job *job, char *msg, size_t
     }
 }
 
+void trc__wdb_prefetch(trc_writer *w, const struct trc__job *job)
+{
+    if (job->kind != TRC__JOB_OP || w->dd.stale) {
+        return;
+    }
+    for (int k = 0; k < job->op->n_tensors; k++) {
+        const struct trc__jtensor *t = &job->op->t[k];
+        if (t->has_hash && t->src < 0 && !t->known) {
+            trc__dedupe_prefetch(&w->dd, t->hash, t->dtype, t->n_dims, t->shape);
+        }
+    }
+}
+
 int trc__wdb_job(trc_writer *w, const struct trc__job *job, char *msg, size_t msglen)
 {
     int rc = dispatch(w, job, msg, msglen);

@@ -147,6 +147,9 @@ static void run_batch(trc_writer *w, struct trc__job *job)
     while (job) {
         struct trc__job *next = job->next;
         bool step_end = job->kind == TRC__JOB_STEP_END || job->kind == TRC__JOB_SYNC;
+        if (next) {
+            trc__wdb_prefetch(w, next);
+        }
         job_run(w, job);
         freed += job->bytes;
         if (!next || step_end || freed >= PUBLISH_BYTES) {

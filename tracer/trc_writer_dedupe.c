@@ -137,6 +137,15 @@ int trc__dedupe_find(struct trc__dedupe *d, uint64_t hash, enum trc_dtype dt, in
     return 1;
 }
 
+void trc__dedupe_prefetch(struct trc__dedupe *d, uint64_t hash, enum trc_dtype dt, int n_dims,
+                          const int64_t *shape)
+{
+    int64_t s = shape_index(d, dt, n_dims, shape, false);
+    if (s >= 0) {
+        __builtin_prefetch(&d->e[entry_pos(d, hash, (uint32_t)s)]);
+    }
+}
+
 int trc__dedupe_put(struct trc__dedupe *d, uint64_t hash, enum trc_dtype dt, int n_dims,
                     const int64_t *shape, int64_t id, int64_t stored)
 {

@@ -231,6 +231,10 @@ int trc__dedupe_find(struct trc__dedupe *d, uint64_t hash, enum trc_dtype dt, in
 int trc__dedupe_put(struct trc__dedupe *d, uint64_t hash, enum trc_dtype dt, int n_dims,
                     const int64_t *shape, int64_t id, int64_t stored);
 void trc__dedupe_release(struct trc__dedupe *d);
+/* Starts loading the entry find and put would probe: the map outgrows the caches, and the
+ * engine's weights evict it between two steps, so each probe would miss. */
+void trc__dedupe_prefetch(struct trc__dedupe *d, uint64_t hash, enum trc_dtype dt, int n_dims,
+                          const int64_t *shape);
 
 /* Batches (trc_writer_batch.c): add copies the row (and its texts) and inserts the batch when
  * it is full; flush inserts what is buffered; discard drops it (after a ROLLBACK). Errors are
@@ -245,6 +249,8 @@ void trc__batch_discard(struct trc__batch *b);
 
 /* Database side (trc_wdb.c). */
 int trc__wdb_open(trc_writer *w, char *msg, size_t msglen);
+/* Prefetches what trc__wdb_job will look up for job (the next one in the batch). */
+void trc__wdb_prefetch(trc_writer *w, const struct trc__job *job);
 int trc__wdb_job(trc_writer *w, const struct trc__job *job, char *msg, size_t msglen);
 /* After a step's commit has been acknowledged: hands the WAL to the checkpointer (or, without
  * one, checkpoints inline) once it has grown. Before a step's first write: lets SQLite start the
