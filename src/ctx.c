@@ -104,6 +104,8 @@ int lm_ctx_create(lm_model *m, const struct lm_ctx_opts *o, lm_ctx **out, char *
     c->trace = o->trace;
     c->on_op = o->on_op;
     c->on_op_user = o->on_op_user;
+    c->on_logits = o->on_logits;
+    c->on_logits_user = o->on_logits_user;
     c->kv_type = o->kv_type == LM_TYPE_F16 ? LM_TYPE_F16 : LM_TYPE_F32;
     if (o->kv_type != LM_TYPE_F32 && o->kv_type != LM_TYPE_F16) {
         snprintf(errbuf, errlen, "KV cache type %s is not supported (f32 or f16)",
@@ -181,8 +183,18 @@ int lm_ctx_decode(lm_ctx *c, const int32_t *tokens, int64_t n)
         if (rc == 0) {
             rc = lm__forward(c, tokens + done, nb, c->n_past);
         }
+        const int64_t elapsed = lm__now_ns() - t0;
+        if (rc == 0 && done + nb == n && c->on_logits &&
+            c->on_logits(c->on_logits_user, c->logits) < 0) {
+            if (c->trace && trc_writer_errmsg(c->trace)[0]) {
+                snprintf(c->errmsg, sizeof c->errmsg, "trace: %s", trc_writer_errmsg(c->trace));
+            } else {
+                snprintf(c->errmsg, sizeof c->errmsg, "the logits callback failed");
+            }
+            return LM_EIO;
+        }
         if (rc == 0 && c->trace) {
-            rc = trc_step_end(c->trace, lm__now_ns() - t0);
+            rc = trc_step_end(c->trace, elapsed);
         }
         if (rc < 0) {
             snprintf(c->errmsg, sizeof c->errmsg, "trace: %s", trc_writer_errmsg(c->trace));

@@ -20,6 +20,8 @@ struct lm_ctx {
     struct trc_writer *trace;
     void (*on_op)(void *user, int64_t step, const struct trc_op *op);
     void *on_op_user;
+    int (*on_logits)(void *user, const float *logits);
+    void *on_logits_user;
 
     void *k_cache; /* (n_layer, n_ctx, n_head_kv*head_dim) f32 or f16 */
     void *v_cache; /* (n_layer, n_head_kv*head_dim, n_ctx): transposed, f32 or f16 */

@@ -2,7 +2,8 @@
  * Tests of what makes recording cheap (issue 4, "Cost"): links between tensors of a step
  * (trc_op_record_linked) store nothing twice and fall back to the data when they cannot be
  * honoured; trc_writer_check_links catches a wrong link; the engine's links (src/record.c)
- * name exactly the data it passes, at every level mix and KV type; the SIMD stats equal a plain
+ * name exactly the data it passes, at every level mix and KV type; a token recorded from the
+ * engine's on_logits hook is committed with its step; the SIMD stats equal a plain
  * reference, and the fused hash + stats pass (portable and AVX2) equals trc__hash + trc__stats
  * bit for bit; XXH64 matches zstd's checksums; the codec writes one zstd frame per byte plane,
  * Raw frames for random planes, that libzstd and `zstd -d` decode, rejects corrupt, truncated
@@ -266,6 +267,82 @@ START_TEST(test_trace_cost_engine_links)
     engine_links(model, LM_TYPE_F32, "stats:blk.0.attn_norm",
                  lt_tmp_path("trace_cost", "e4.trace"));
     engine_links(model, LM_TYPE_F32, "stats:blk.1.*", lt_tmp_path("trace_cost", "e5.trace"));
+}
+END_TEST
+
+/* The engine's on_logits hook: once per decode call, after its last chunk and before that step
+ * is committed; a token recorded there is committed with the step. */
+struct logits_seen {
+    const char *path;
+    int calls, fail;
+    int committed[4]; /* steps already in the file (another connection) at each call */
+    const float *logits[4];
+    trc_writer *w;
+};
+
+static int count_steps(const char *path)
+{
+    sqlite3 *db = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    int n = atoi(lt_sql1(db, "SELECT count(*) FROM steps"));
+    sqlite3_close(db);
+    return n;
+}
+
+static int on_logits(void *user, const float *logits)
+{
+    struct logits_seen *s = user;
+    if (s->fail) {
+        return -1;
+    }
+    ck_assert_int_lt(s->calls, 4);
+    s->committed[s->calls] = count_steps(s->path);
+    s->logits[s->calls] = logits;
+    ck_assert_int_eq(
+        trc_token_add(s->w, 100 + s->calls, 5 + s->calls, "x", false, false, 0.5f, logits[0]), 0);
+    s->calls++;
+    return 0;
+}
+
+START_TEST(test_trace_cost_token_in_step)
+{
+    char model[1200], err[512];
+    snprintf(model, sizeof model, "%s", lt_tmp_path("trace_cost", "tiny.gguf"));
+    lt_make_tiny_model(model, 11);
+    const char *p = lt_tmp_path("trace_cost", "tok.trace");
+    struct logits_seen s = {.path = p, .w = wopen(p, false)};
+    ck_assert_int_eq(trc_writer_add_rule(s.w, "stats"), 0);
+    ck_assert_int_eq(trc_run_begin(s.w, "test", NULL), 0);
+    lm_model *m = NULL;
+    lm_ctx *c = NULL;
+    ck_assert_msg(lm_model_open(model, &m, err, sizeof err) == 0, "%s", err);
+    struct lm_ctx_opts co = {.n_threads = 2, .n_ubatch = 4, .trace = s.w};
+    lm_faults_init(&co.faults);
+    co.on_logits = on_logits;
+    co.on_logits_user = &s;
+    ck_assert_msg(lm_ctx_create(m, &co, &c, err, sizeof err) == 0, "%s", err);
+    int32_t toks[6] = {1, 17, 42, 99, 7, 300};
+    ck_assert_msg(lm_ctx_decode(c, toks, 6) == 0, "%s", lm_ctx_errmsg(c)); /* steps 0 and 1 */
+    ck_assert_int_eq(s.calls, 1);        /* once per decode call, not per chunk */
+    ck_assert_int_eq(s.committed[0], 1); /* step 0 was in, step 1 not yet */
+    ck_assert_ptr_eq(s.logits[0], lm_ctx_logits(c));
+    ck_assert_msg(lm_ctx_decode(c, &toks[1], 1) == 0, "%s", lm_ctx_errmsg(c)); /* step 2 */
+    ck_assert_int_eq(s.calls, 2);
+    ck_assert_int_eq(s.committed[1], 2);
+    ck_assert_int_eq(count_steps(p), 3);
+    s.fail = 1; /* a failing hook fails the decode, and its step is not kept */
+    ck_assert_int_eq(lm_ctx_decode(c, &toks[2], 1), LM_EIO);
+    ck_assert_str_eq(lm_ctx_errmsg(c), "the logits callback failed");
+    lm_ctx_destroy(c);
+    lm_model_close(m);
+    ck_assert_int_eq(trc_writer_close(s.w), 0);
+    sqlite3 *db = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(p, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    ck_assert_str_eq(lt_sql1(db, "SELECT count(*) FROM steps"), "3");
+    ck_assert_str_eq(lt_sql1(db, "SELECT group_concat(token_id) FROM (SELECT token_id FROM "
+                                 "tokens ORDER BY idx)"),
+                     "5,6");
+    sqlite3_close(db);
 }
 END_TEST
 
@@ -855,6 +932,7 @@ Suite *trace_cost_suite(void)
     tcase_add_test(tc, test_trace_cost_links);
     tcase_add_test(tc, test_trace_cost_check_links);
     tcase_add_test(tc, test_trace_cost_engine_links);
+    tcase_add_test(tc, test_trace_cost_token_in_step);
     tcase_add_test(tc, test_trace_cost_stats_lanes);
     tcase_add_test(tc, test_trace_cost_hash_stats_f32);
     tcase_add_test(tc, test_trace_cost_hash_stats_other);

@@ -207,29 +207,41 @@ struct gen {
     int32_t *ids;
     int64_t n_prompt, n_gen;
     double t_prompt, t_gen;
+    int32_t next;  /* the token sample_next drew at the end of the last decode */
+    bool has_next; /* and it has not been used yet */
 };
 
-/* Prompt step, then one step per sampled token. Returns an exit code. */
+/* lm_ctx_opts.on_logits: samples the next token at the end of each decode call and records it
+ * before the step is committed, so that the token goes into the trace with the step that
+ * produced it (one commit per step instead of two). */
+static int sample_next(void *user, const float *logits)
+{
+    struct gen *g = user;
+    if (g->n_gen >= g->o->n_predict) {
+        return 0;
+    }
+    float prob = NAN;
+    int32_t id = lm_sampler_sample(g->smp, logits, &prob);
+    int64_t i = g->n_prompt + g->n_gen;
+    g->ids[i] = id;
+    g->n_gen++;
+    g->next = id;
+    g->has_next = true;
+    return g->w ? record_token(g->w, lm_model_tok(g->m), i, id, false, prob, logits[id]) : 0;
+}
+
+/* Prompt step, then one step per sampled token (sampled by sample_next). Returns an exit
+ * code. */
 static int generate(struct gen *g)
 {
     const lm_tok *tok = lm_model_tok(g->m);
-    const int64_t n_vocab = lm_model_hparams(g->m)->n_vocab;
     double t0 = now_s();
-    if (lm_ctx_decode(g->ctx, g->ids, g->n_prompt) < 0) {
-        return vw_error("%s: %s", g->o->model, lm_ctx_errmsg(g->ctx));
-    }
+    int rc = lm_ctx_decode(g->ctx, g->ids, g->n_prompt);
     g->t_prompt = now_s() - t0;
     t0 = now_s();
-    for (g->n_gen = 0; g->n_gen < g->o->n_predict;) {
-        const float *logits = lm_ctx_logits(g->ctx);
-        float prob = NAN;
-        int32_t id = lm_sampler_sample(g->smp, logits, &prob);
-        int64_t i = g->n_prompt + g->n_gen;
-        g->ids[i] = id;
-        g->n_gen++;
-        if (g->w && record_token(g->w, tok, i, id, false, prob, logits[id]) < 0) {
-            return vw_error("%s: %s", g->o->trace, trc_writer_errmsg(g->w));
-        }
+    while (rc == 0 && g->has_next) {
+        int32_t id = g->next;
+        g->has_next = false;
         if (id == lm_tok_eos(tok)) {
             break;
         }
@@ -246,13 +258,10 @@ static int generate(struct gen *g)
             }
             break;
         }
-        if (lm_ctx_decode(g->ctx, &id, 1) < 0) {
-            return vw_error("%s: %s", g->o->model, lm_ctx_errmsg(g->ctx));
-        }
+        rc = lm_ctx_decode(g->ctx, &id, 1);
     }
     g->t_gen = now_s() - t0;
-    (void)n_vocab;
-    return 0;
+    return rc < 0 ? vw_error("%s: %s", g->o->model, lm_ctx_errmsg(g->ctx)) : 0;
 }
 
 static void report_timing(const struct gen *g)
@@ -277,8 +286,13 @@ static void verbose_prompt(const lm_tok *tok, const char *text, const int32_t *i
 static int run_with_model(const struct vw_run_opts *o, lm_model *m, struct vw_run_result *res)
 {
     char err[LM_ERRBUF_SIZE];
-    struct gen g = {o, m, NULL, NULL, NULL, NULL, 0, 0, 0, 0};
-    struct lm_ctx_opts co = {o->n_ctx, o->n_threads, o->kv_type, 0, o->faults, NULL, NULL, NULL};
+    struct gen g = {.o = o, .m = m};
+    struct lm_ctx_opts co = {.n_ctx = o->n_ctx,
+                             .n_threads = o->n_threads,
+                             .kv_type = o->kv_type,
+                             .faults = o->faults,
+                             .on_logits = sample_next,
+                             .on_logits_user = &g};
     int tmpl = -1, rc = 1;
     char *text = render_prompt(o, m, &tmpl);
     if (!text || tokenize_prompt(o, m, text, &g.ids, &g.n_prompt)) {

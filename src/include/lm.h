@@ -403,6 +403,13 @@ struct lm_ctx_opts {
      * the duration of the call), or NULL. For tests and embedders. */
     void (*on_op)(void *user, int64_t step, const struct trc_op *op);
     void *on_op_user;
+    /* Called at the end of every decode call, after the forward pass of its last chunk and
+     * before that step is committed to the trace, with the last token's logits (borrowed), or
+     * NULL. A caller that samples there and records the token (trc_token_add) has it committed
+     * with the step that produced it, in the same transaction. A negative return fails the
+     * decode (LM_EIO; the step is not committed). */
+    int (*on_logits)(void *user, const float *logits);
+    void *on_logits_user;
 };
 
 /* Creates an inference context (KV cache, buffers, thread pool) for a model. */
