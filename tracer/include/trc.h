@@ -135,7 +135,7 @@ int trc_run_end(trc_writer *w, const char *status);
 /* Tokens: prompt tokens (prob NaN) and each sampled token with its probability and logit. A
  * token added while a step is open is committed with that step (lltrace run adds the token it
  * samples from a step's logits before ending the step); one added between steps is committed
- * when the next step begins. */
+ * when the next step begins or the run ends. */
 int trc_token_add(trc_writer *w, int64_t index, int32_t id, const char *piece, bool is_prompt,
                   bool is_bos, float prob, float logit);
 
