@@ -263,11 +263,13 @@ static int generate(trc_writer *w, const struct model *m, struct acts *s)
         int64_t t0 = now_ns();
         rc = trc_step_begin(w, step, pos0, n);
         rc = rc ? rc : forward(m, s, seq + pos0, n, &r);
-        rc = rc ? rc : trc_step_end(w, now_ns() - t0);
+        int64_t elapsed = now_ns() - t0;
         int next = argmax(s->logits[n - 1], N_VOCAB);
         snprintf(piece, sizeof piece, "%c", 'a' + next);
+        /* added before trc_step_end, the token is committed with the step that produced it */
         rc = rc ? rc
                 : trc_token_add(w, n_seq, next, piece, false, false, 1.0f, s->logits[n - 1][next]);
+        rc = rc ? rc : trc_step_end(w, elapsed);
         seq[n_seq++] = next;
     }
     return rc ? rc : trc_run_end(w, "complete");
