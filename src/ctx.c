@@ -153,6 +153,12 @@ const char *lm_ctx_errmsg(const lm_ctx *c)
     return c->errmsg;
 }
 
+/* The pool's idle function while a traced step runs (pool_int.h, trc_writer_help). */
+static int lend_to_trace(void *trace)
+{
+    return trc_writer_help(trace);
+}
+
 int lm_ctx_decode(lm_ctx *c, const int32_t *tokens, int64_t n)
 {
     const int64_t n_vocab = c->m->hp.n_vocab;
@@ -181,7 +187,13 @@ int lm_ctx_decode(lm_ctx *c, const int32_t *tokens, int64_t n)
             rc = trc_step_begin(c->trace, c->n_steps, c->n_past, nb);
         }
         if (rc == 0) {
+            if (c->trace) { /* helpers waiting between kernels write the step's rows */
+                lm_pool_set_idle(c->pool, lend_to_trace, c->trace);
+            }
             rc = lm__forward(c, tokens + done, nb, c->n_past);
+            if (c->trace) {
+                lm_pool_set_idle(c->pool, NULL, NULL);
+            }
         }
         const int64_t elapsed = lm__now_ns() - t0;
         if (rc == 0 && done + nb == n && c->on_logits &&

@@ -28,6 +28,7 @@ struct preset {
 static const struct preset presets[] = {
     {"tiny", 64, 2, 4, 2, 192, 512, 256, false},
     {"stories", 64, 5, 8, 4, 172, 512, 512, false},
+    {"small", 512, 2, 8, 4, 1408, 512, 512, false},
     {"tinyllama-1.1b", 2048, 22, 32, 4, 5632, 32000, 2048, true},
 };
 
@@ -503,8 +504,8 @@ static int check_opts(const char *path, const struct lm_mkmodel_opts *o, const s
         }
     }
     if (!*out) {
-        snprintf(errbuf, errlen, "%s: unknown preset '%s' (tiny, stories, tinyllama-1.1b)", path,
-                 name);
+        snprintf(errbuf, errlen, "%s: unknown preset '%s' (tiny, stories, small, tinyllama-1.1b)",
+                 path, name);
         return LM_EINVAL;
     }
     /* A type is usable when lm_quantize_row can write one block of it. */

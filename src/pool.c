@@ -28,6 +28,8 @@
  * instead of our spinning), then it sleeps on the condition variable. A decode step runs a
  * few hundred small jobs back to back, and waking a sleeping thread costs tens of us. */
 enum { SPIN_ITERS = 2000, YIELD_ITERS = 200 };
+/* While spinning, a helper calls the idle function (lm_pool_set_idle) every IDLE_EVERY pauses. */
+enum { IDLE_EVERY = 16 };
 
 struct lm_pool {
     int n;              /* workers including the caller */
@@ -46,6 +48,9 @@ struct lm_pool {
     atomic_int n_sleep;      /* helpers blocked on the condition variable */
     atomic_int caller_sleep; /* the caller blocks on `done` until the last chunk has run */
     atomic_int stop;
+    _Atomic(lm_pool_idle_fn) idle_fn; /* lm_pool_set_idle */
+    _Atomic(void *) idle_arg;
+    atomic_int in_idle; /* helpers inside idle_fn */
 };
 
 #define NO_CHUNK 0xffffffffULL
@@ -55,7 +60,23 @@ struct worker_arg {
     int ith;
 };
 
-/* Waits until the generation moves past seen (or stop); returns the new generation. */
+/* Calls the idle function if one is set: whether it did some work. in_idle is raised before
+ * the function is read (seq_cst both), so lm_pool_set_idle(NULL) sees every call it must wait
+ * for. */
+static int run_idle(lm_pool *p)
+{
+    if (!atomic_load_explicit(&p->idle_fn, memory_order_relaxed)) {
+        return 0;
+    }
+    atomic_fetch_add(&p->in_idle, 1);
+    lm_pool_idle_fn fn = atomic_load(&p->idle_fn);
+    int did = fn ? fn(atomic_load(&p->idle_arg)) : 0;
+    atomic_fetch_sub(&p->in_idle, 1);
+    return did;
+}
+
+/* Waits until the generation moves past seen (or stop); returns the new generation. While
+ * spinning it lends itself to the idle function; work done starts the spin over. */
 static unsigned long wait_job(lm_pool *p, unsigned long seen)
 {
     for (int i = 0; i < SPIN_ITERS + YIELD_ITERS; i++) {
@@ -64,6 +85,10 @@ static unsigned long wait_job(lm_pool *p, unsigned long seen)
             return g;
         }
         if (i < SPIN_ITERS) {
+            if (i % IDLE_EVERY == 0 && run_idle(p)) {
+                i = -1;
+                continue;
+            }
             cpu_relax();
         } else {
             sched_yield(); /* returns at once when no other thread wants this core */
@@ -210,6 +235,18 @@ void lm_pool_destroy(lm_pool *p)
     pthread_cond_destroy(&p->done);
     free(p->threads);
     free(p);
+}
+
+void lm_pool_set_idle(lm_pool *p, lm_pool_idle_fn fn, void *arg)
+{
+    atomic_store(&p->idle_fn, NULL);
+    while (atomic_load(&p->in_idle) > 0) { /* a call that read the old function */
+        cpu_relax();
+    }
+    if (fn) {
+        atomic_store(&p->idle_arg, arg);
+        atomic_store(&p->idle_fn, fn);
+    }
 }
 
 int lm_pool_size(const lm_pool *p)

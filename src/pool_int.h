@@ -24,6 +24,14 @@ lm_pool *lm_pool_create(int n_threads);
 void lm_pool_destroy(lm_pool *p);
 int lm_pool_size(const lm_pool *p);
 
+/* Lends waiting helpers to other work (a tracer's writes, trc_writer_help): while a helper
+ * spins waiting for the next job it calls fn(arg) now and then; fn does a few microseconds of
+ * work and returns nonzero, or returns 0 at once when it has none. A job published meanwhile
+ * waits for the helper's share until fn returns. fn NULL stops it, and returns only once no
+ * helper is inside fn any more. */
+typedef int (*lm_pool_idle_fn)(void *arg);
+void lm_pool_set_idle(lm_pool *p, lm_pool_idle_fn fn, void *arg);
+
 /* Runs chunks 0 .. n_chunks-1 (n_chunks < 2^32) of fn over the workers and returns when all are
  * done. Not reentrant: one job at a time, from one thread. */
 void lm_pool_run(lm_pool *p, lm_pool_fn fn, void *arg, int64_t n_chunks);

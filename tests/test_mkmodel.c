@@ -243,7 +243,8 @@ START_TEST(test_mkmodel_errors)
     snprintf(path, sizeof path, "%s/e.gguf", tmpdir);
     struct lm_mkmodel_opts o = {"huge", LM_TYPE_F32, 0};
     ck_assert_int_eq(lm_mkmodel_write(path, &o, err, sizeof err), LM_EINVAL);
-    snprintf(want, sizeof want, "%s: unknown preset 'huge' (tiny, stories, tinyllama-1.1b)", path);
+    snprintf(want, sizeof want, "%s: unknown preset 'huge' (tiny, stories, small, tinyllama-1.1b)",
+             path);
     ck_assert_str_eq(err, want);
     o = (struct lm_mkmodel_opts){"tiny", LM_TYPE_Q8_K, 0};
     ck_assert_int_eq(lm_mkmodel_write(path, &o, err, sizeof err), LM_EUNSUPPORTED);

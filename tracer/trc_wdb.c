@@ -282,6 +282,11 @@ void trc__wdb_maybe_checkpoint(trc_writer *w)
  * into the database. Once the WAL is large, wait for the checkpointer to get there before the
  * step writes: at once if it is idle (one step's frames to copy), otherwise at a later step,
  * unless the WAL has become very large. */
+bool trc__wdb_before_step_is_quick(const trc_writer *w)
+{
+    return !w->ckpt || (int64_t)w->wal_pages * TRC__PAGE_SIZE < TRC__WAL_RESET_BYTES;
+}
+
 void trc__wdb_before_step(trc_writer *w)
 {
     const int64_t wal_bytes = (int64_t)w->wal_pages * TRC__PAGE_SIZE;

@@ -6,7 +6,9 @@
  * of level-full copies ahead of it. Ops are turned into jobs by trc_writer_op.c. The queue holds at
  * most queue_mb of job bytes, so memory stays bounded whatever the engine's pace; the worker is
  * woken in batches (not for every op: each wake-up takes a core from the engine), and trc_step_end
- * waits for the step's commit. Copying committed steps from the WAL into the file is the checkpoint
+ * waits for the step's commit. Jobs with nothing to compress may also run on an engine thread
+ * lent through trc_writer_help, and on the caller in trc_step_end: one thread at a time (busy),
+ * always the oldest job. Copying committed steps from the WAL into the file is the checkpoint
  * thread's job (trc_ckpt.c). A worker error is sticky: every later call returns it, and committed
  * steps stay valid.
  */
@@ -28,11 +30,12 @@
 
 #include "trc_writer_int.h"
 
-/* The worker is woken once this many bytes (or op jobs) wait, or at once for any other job.
- * Ops at level stats (a few hundred bytes each) mostly wait for trc_step_end; copies at level
- * full go in 256 KiB batches, so that compression overlaps the step and little is left to do
- * when the engine waits for the commit. The worker runs as SCHED_IDLE (trc_writer_int.h): waking
- * it never takes a core from the engine. */
+/* The worker is woken once this many bytes (or op jobs) wait, or at once for any job that is not
+ * quiet (struct trc__job). Ops at level stats (a few hundred bytes each) wait for an engine
+ * thread to lend itself (trc_writer_help) or for trc_step_end, whose caller runs what is left;
+ * copies at level full go in 256 KiB batches, so that compression overlaps the step and little
+ * is left to do when the engine waits for the commit. The worker runs as SCHED_IDLE
+ * (trc_writer_int.h): waking it never takes a core from the engine. */
 enum { WAKE_JOBS = 4096, WAKE_BYTES = 256 << 10 };
 
 int64_t trc__now_ns(void)
@@ -107,6 +110,8 @@ static void publish(trc_writer *w, uint64_t seqno, size_t bytes)
     w->st.raw_bytes = w->wst.raw_bytes;
     w->st.stored_bytes = w->wst.stored_bytes;
     w->st.worker_ns = w->wst.worker_ns;
+    w->st.n_helped = w->wst.n_helped;
+    w->st.help_ns = w->wst.help_ns;
     w->queued_bytes -= bytes;
     w->done = seqno;
     /* wake the caller only for what it waits for: not once per op of the step it waits on */
@@ -179,12 +184,111 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&w->mu);
     struct trc__job *batch;
     while ((batch = trc__queue_take(w, &w->head, &w->tail, &w->idle, &w->stop, &w->cv_work))) {
+        while (w->busy) { /* a helper runs the job before these (trc_writer_help) */
+            w->busy_wait = true;
+            pthread_cond_wait(&w->cv_busy, &w->mu);
+        }
+        w->busy = true;
         pthread_mutex_unlock(&w->mu);
         run_batch(w, batch);
         pthread_mutex_lock(&w->mu);
+        w->busy = false;
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
+}
+
+/* A job an engine thread may run in place of the worker (mu held, no thread busy): an op with
+ * no copy to hash and compress (level stats, or every tensor linked), only rows to write; a
+ * token; the begin of a step with nothing before it to commit. The caller waiting in
+ * trc_step_end also runs the other jobs without tensor copies: it would wait for them anyway. */
+static bool light(const trc_writer *w, const struct trc__job *job, bool caller)
+{
+    switch (job->kind) {
+    case TRC__JOB_OP:
+        for (int k = 0; k < job->op->n_tensors; k++) {
+            if (job->op->t[k].data) {
+                return false;
+            }
+        }
+        return true;
+    case TRC__JOB_TOKEN:
+        return true;
+    case TRC__JOB_STEP_BEGIN:
+        return caller || (job->quiet && !w->in_tx && trc__wdb_before_step_is_quick(w));
+    default:
+        return caller;
+    }
+}
+
+/* Takes the oldest job not yet started if it is light and no thread runs jobs (mu held), and
+ * marks the writer busy. Jobs pass the compressor's queue first when it runs, then the
+ * worker's: the oldest is the head of the first non-empty one, while the stages before it are
+ * idle. */
+static struct trc__job *take_light(trc_writer *w, bool caller)
+{
+    if (w->busy || (w->has_prep && (w->head || !w->prep_idle))) {
+        return NULL;
+    }
+    struct trc__job **head = w->has_prep ? &w->p_head : &w->head;
+    struct trc__job **tail = w->has_prep ? &w->p_tail : &w->tail;
+    struct trc__job *job = *head;
+    if (!job || !light(w, job, caller)) {
+        return NULL;
+    }
+    *head = job->next;
+    if (!*head) {
+        *tail = NULL;
+    }
+    job->next = NULL;
+    if (w->pending_jobs > 0) {
+        w->pending_jobs--;
+    }
+    w->busy = true;
+    return job;
+}
+
+/* Runs a job taken by take_light on the calling thread (mu held on entry and on return); a
+ * helper counts it in n_helped and help_ns. */
+static void run_taken(trc_writer *w, struct trc__job *job, bool helper)
+{
+    pthread_mutex_unlock(&w->mu);
+    int64_t t0 = trc__now_ns(); /* the thread's CPU time would cost two system calls */
+    job_run(w, job);
+    if (job->kind == TRC__JOB_STEP_END && atomic_load(&w->werr) == 0) {
+        trc__wdb_maybe_checkpoint(w); /* worker-side state: while still busy */
+    }
+    if (helper) {
+        w->wst.n_helped++;
+        w->wst.help_ns += trc__now_ns() - t0;
+    }
+    pthread_mutex_lock(&w->mu);
+    publish(w, job->seqno, job->bytes);
+    w->busy = false;
+    if (w->busy_wait) {
+        w->busy_wait = false;
+        pthread_cond_signal(&w->cv_busy);
+    }
+    pthread_mutex_unlock(&w->mu);
+    trc__job_free(job);
+    pthread_mutex_lock(&w->mu);
+}
+
+int trc_writer_help(trc_writer *w)
+{
+    if (!w || !w->has_thread || !atomic_load_explicit(&w->help_hint, memory_order_relaxed) ||
+        pthread_mutex_trylock(&w->mu) != 0) {
+        return 0;
+    }
+    struct trc__job *job = take_light(w, false);
+    if (!job) {
+        atomic_store_explicit(&w->help_hint, false, memory_order_relaxed);
+        pthread_mutex_unlock(&w->mu);
+        return 0;
+    }
+    run_taken(w, job, true);
+    pthread_mutex_unlock(&w->mu);
+    return 1;
 }
 
 struct trc__job *trc__queue_take(trc_writer *w, struct trc__job **head, struct trc__job **tail,
@@ -261,8 +365,10 @@ uint64_t trc__submit(trc_writer *w, struct trc__job *job)
     *tail = job;
     w->pending_jobs++;
     w->pending_bytes += job->bytes;
-    if (job->kind != TRC__JOB_OP || w->pending_jobs >= WAKE_JOBS ||
-        w->pending_bytes >= WAKE_BYTES) {
+    if (job->quiet) {
+        atomic_store_explicit(&w->help_hint, true, memory_order_relaxed);
+    }
+    if (!job->quiet || w->pending_jobs >= WAKE_JOBS || w->pending_bytes >= WAKE_BYTES) {
         wake(w);
     }
     uint64_t seqno = job->seqno;
@@ -270,13 +376,22 @@ uint64_t trc__submit(trc_writer *w, struct trc__job *job)
     return seqno;
 }
 
-/* Waits until job seqno is processed; returns the sticky worker error (copied to w->msg). */
-static int wait_done(trc_writer *w, uint64_t seqno)
+/* Waits until job seqno is processed; returns the sticky worker error (copied to w->msg). With
+ * run_jobs, the caller runs what it can of the jobs up to seqno itself (the last ops of a step
+ * and its commit, at level stats): no thread has to be woken for them. It wakes the worker
+ * before it sleeps, for quiet jobs it could not take. */
+static int wait_done(trc_writer *w, uint64_t seqno, bool run_jobs)
 {
     int64_t t0 = trc__now_ns();
     pthread_mutex_lock(&w->mu);
     w->wait_seqno = seqno;
     while (w->done < seqno) {
+        struct trc__job *job = run_jobs ? take_light(w, true) : NULL;
+        if (job) {
+            run_taken(w, job, false);
+            continue;
+        }
+        wake(w);
         pthread_cond_wait(&w->cv_done, &w->mu);
     }
     w->wait_seqno = 0;
@@ -398,6 +513,7 @@ static void writer_free(trc_writer *w)
     pthread_cond_destroy(&w->cv_prep);
     pthread_cond_destroy(&w->cv_space);
     pthread_cond_destroy(&w->cv_done);
+    pthread_cond_destroy(&w->cv_busy);
     if (w->lock_fd >= 0) {
         close(w->lock_fd); /* after sqlite3_close: closing an fd drops the process' fcntl locks */
     }
@@ -426,6 +542,7 @@ int trc_writer_open(const char *path, const struct trc_writer_opts *opts, trc_wr
     pthread_cond_init(&w->cv_prep, NULL);
     pthread_cond_init(&w->cv_space, NULL);
     pthread_cond_init(&w->cv_done, NULL);
+    pthread_cond_init(&w->cv_busy, NULL);
     int qmb = opts && opts->queue_mb > 0 ? opts->queue_mb : 256;
     w->cap_bytes = (size_t)qmb << 20;
     w->zstd_level = opts ? opts->zstd_level : 0;
@@ -477,7 +594,7 @@ int trc_writer_close(trc_writer *w)
     }
     struct trc__job *sync = job_new(w, TRC__JOB_SYNC, 0);
     if (sync) {
-        wait_done(w, trc__submit(w, sync));
+        wait_done(w, trc__submit(w, sync), false);
     }
     trc__prep_stop(w); /* drained into the worker's queue first */
     if (w->has_thread) {
@@ -509,7 +626,7 @@ int trc_writer_flush(trc_writer *w)
     if (!job) {
         return trc__wfail(w, TRC_ENOMEM, "out of memory");
     }
-    rc = wait_done(w, trc__submit(w, job));
+    rc = wait_done(w, trc__submit(w, job), false);
     if (rc == 0 && w->ckpt) {
         trc__ckpt_drain(w->ckpt, true);
     }
@@ -688,7 +805,7 @@ int trc_run_begin(trc_writer *w, const char *source, int64_t *run_id)
     if (run_id) {
         *run_id = w->run_id;
     }
-    return wait_done(w, trc__submit(w, job));
+    return wait_done(w, trc__submit(w, job), false);
 }
 
 /* Common part of trc_run_set_*: checks the key against runs' typed columns. */
@@ -773,7 +890,7 @@ int trc_run_end(trc_writer *w, const char *status)
     char *cur = (char *)(job + 1);
     job->s[0] = put_str(&cur, status);
     w->run_id = 0;
-    return wait_done(w, trc__submit(w, job));
+    return wait_done(w, trc__submit(w, job), false);
 }
 
 int trc_token_add(trc_writer *w, int64_t index, int32_t id, const char *piece, bool is_prompt,
@@ -798,6 +915,7 @@ int trc_token_add(trc_writer *w, int64_t index, int32_t id, const char *piece, b
     job->i[4] = is_bos;
     job->f = (double)prob;
     job->g = (double)logit;
+    job->quiet = w->in_step; /* committed with the step: no hurry */
     trc__submit(w, job);
     return 0;
 }
@@ -824,6 +942,7 @@ int trc_step_begin(trc_writer *w, int64_t step, int64_t pos0, int64_t n_tokens)
     if (!job) {
         return trc__wfail(w, TRC_ENOMEM, "out of memory");
     }
+    job->quiet = w->committed == w->submitted; /* caller side: only this thread submits */
     w->in_step = true;
     w->step = step;
     w->step_pos0 = pos0;
@@ -854,5 +973,7 @@ int trc_step_end(trc_writer *w, int64_t elapsed_ns)
     w->in_step = false;
     w->any_step = true;
     w->last_step = w->step;
-    return wait_done(w, trc__submit(w, job));
+    job->quiet = true; /* the caller runs it unless the worker is at work (wait_done) */
+    w->committed = trc__submit(w, job);
+    return wait_done(w, w->committed, true);
 }

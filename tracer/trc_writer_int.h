@@ -137,6 +137,10 @@ struct trc__job {
     enum trc__job_kind kind;
     uint64_t seqno; /* submission order, 1, 2, ... */
     size_t bytes;   /* tensor bytes held, counted against the queue bound */
+    /* Submitted without waking the worker: ops, a step's begin with nothing before it to commit,
+     * a token and the end of a step, which a helper (trc_writer_help) or the caller waiting in
+     * trc_step_end runs when it can (trc_writer.c) */
+    bool quiet;
     int64_t i[5];
     double f, g;
     int vtype; /* RUN_SET: 0 text s[2], 1 integer i[1], 2 real f */
@@ -154,6 +158,11 @@ struct trc_writer {
     pthread_t thread;
     bool has_thread, stop, idle; /* idle: the worker waits on cv_work */
     struct trc__job *head, *tail;
+    /* busy: a thread runs jobs on the database, the worker (a batch) or a helper (one job, in
+     * trc_writer_help); busy_wait: the worker waits on cv_busy for a helper to finish. */
+    bool busy, busy_wait;
+    pthread_cond_t cv_busy;
+    atomic_bool help_hint; /* a job a helper may take was queued since a helper found none */
     /* the compressor (trc_writer_prep.c): jobs go through its queue first when it runs */
     pthread_t prep_thread;
     pthread_cond_t cv_prep;
@@ -175,6 +184,7 @@ struct trc_writer {
     int64_t n_runs, n_ops;
     bool in_step, any_step;
     int64_t step, last_step, step_pos0, step_n_tokens, seq;
+    uint64_t committed; /* seqno of the last STEP_END: all jobs up to it are committed */
     char **rules;
     int n_rules;
     bool check_links;
@@ -257,6 +267,8 @@ int trc__wdb_job(trc_writer *w, const struct trc__job *job, char *msg, size_t ms
  * WAL over when it is large. */
 void trc__wdb_maybe_checkpoint(trc_writer *w);
 void trc__wdb_before_step(trc_writer *w);
+/* Whether trc__wdb_before_step would return at once (no WAL restart to wait for). */
+bool trc__wdb_before_step_is_quick(const trc_writer *w);
 /* Starts the checkpoint thread (trc_writer_open, once the writer thread runs). */
 int trc__wdb_start_ckpt(trc_writer *w, char *msg, size_t msglen);
 

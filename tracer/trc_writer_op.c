@@ -338,7 +338,7 @@ static struct trc__job *op_job(trc_writer *w, const struct trc_op *op, enum trc_
     if (!job) {
         return NULL;
     }
-    *job = (struct trc__job){.kind = TRC__JOB_OP, .bytes = a.off};
+    *job = (struct trc__job){.kind = TRC__JOB_OP, .bytes = a.off, .quiet = true};
     a = (struct arena){(uint8_t *)job, sizeof(struct trc__job)};
     op_layout(&a, op, pl, w->links.n_slots, &job->op);
     struct trc__jop *jo = job->op;

@@ -229,6 +229,8 @@ static int run_rep(struct bench *b, const char *level, int r, struct series *s, 
         wst->n_linked -= b->after_pp.n_linked;
         wst->ckpt_ns -= b->after_pp.ckpt_ns;
         wst->compress_ns -= b->after_pp.compress_ns;
+        wst->n_helped -= b->after_pp.n_helped;
+        wst->help_ns -= b->after_pp.help_ns;
         trc_writer_close(w);
         s->tg_steps[r] = (double)b->tg / tt;
         s->close_ms[r] = (now_s() - t0) * 1e3;
@@ -267,11 +269,13 @@ static void print_tracer(const char *level, const struct trc_writer_stats *s, do
     printf(
         "tracer %-5s per generated token: %.0f ops, %.0f tensors (%.0f linked, %.0f stored once), "
         "engine thread %.2f ms in trc_op_record + %.2f ms waiting, CPU of the writer thread "
-        "%.2f ms, of the compression thread %.2f ms and of the checkpoint thread %.2f ms\n",
+        "%.2f ms, of the compression thread %.2f ms and of the checkpoint thread %.2f ms; "
+        "%.0f ops written by waiting engine helpers in %.2f ms\n",
         level, (double)s->n_ops / toks, (double)s->n_tensors / toks, (double)s->n_linked / toks,
         (double)s->n_dedup / toks, (double)s->record_ns / toks / 1e6,
         (double)s->wait_ns / toks / 1e6, (double)s->worker_ns / toks / 1e6,
-        (double)s->compress_ns / toks / 1e6, (double)s->ckpt_ns / toks / 1e6);
+        (double)s->compress_ns / toks / 1e6, (double)s->ckpt_ns / toks / 1e6,
+        (double)s->n_helped / toks, (double)s->help_ns / toks / 1e6);
 }
 
 /* Generation time traced / untraced for each repetition (the runs of a repetition are next to

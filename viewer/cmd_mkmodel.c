@@ -29,6 +29,8 @@ static void usage(FILE *f)
            "                       n_ff 192, vocab 512, context 256 (about 400 KB in f32)\n"
            "                     stories: stories260K's shape (64, 5 layers, 8 heads, 4 KV heads,\n"
            "                       n_ff 172, vocab 512, context 512)\n"
+           "                     small: 512, 2 layers, 8 heads, 4 KV heads, n_ff 1408, vocab\n"
+           "                       512, context 512 (big enough for 2 threads; 22 MB in f32)\n"
            "                     tinyllama-1.1b: TinyLlama-1.1B's shape (2048, 22 layers, 32\n"
            "                       heads, 4 KV heads, n_ff 5632, vocab 32000, context 2048,\n"
            "                       zephyr chat template; 2.2 GB in f16)\n"

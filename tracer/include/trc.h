@@ -11,7 +11,8 @@
  *
  * Errors: functions return 0 or a negative TRC_E* code; detail is available from
  * trc_writer_errmsg / trc_reader_errmsg (owned by the handle, valid until the next call on it).
- * Constructors take (errbuf, errlen). Handles are not thread-safe: use each from one thread.
+ * Constructors take (errbuf, errlen). Handles are not thread-safe: use each from one thread
+ * (trc_writer_help excepted).
  */
 #ifndef TRC_H
 #define TRC_H
@@ -165,6 +166,18 @@ int trc_op_record_linked(trc_writer *w, const struct trc_op *op, const char *con
  * names; a difference is a sticky TRC_EINVAL naming the op, the role and the link. Default off. */
 int trc_writer_check_links(trc_writer *w, bool on);
 
+/*
+ * Lends the calling thread to the writer for a moment: if the oldest job not yet started is an
+ * op that needs no compression (level stats, or every tensor linked), runs it on this thread
+ * (its SQLite rows; a few microseconds) and returns 1; otherwise returns 0 at once. Never blocks
+ * on the writer's threads. For engines whose worker threads spin while they wait for work
+ * between two kernels: calling this there gets the rows of level-stats ops written during the
+ * step, in time the engine leaves unused, instead of in trc_step_end's wait for the commit (the
+ * writer's own threads run only on idle cores, and spinning cores are not idle). Any thread, any
+ * time between trc_writer_open and trc_writer_close; jobs still run in order, one at a time.
+ */
+int trc_writer_help(trc_writer *w);
+
 /* Waits until everything recorded so far is committed and copied from the WAL into the
  * database file: for benchmarks (`lltrace bench` times generation after the prompt's trace is
  * out) and before handing the file to another program. Returns 0 or the sticky error. */
@@ -180,8 +193,9 @@ struct trc_writer_stats {
     int64_t stored_bytes; /* compressed bytes written for them */
     int64_t worker_ns;    /* CPU time of the writer thread: hashing, stats, compressing and
                              SQLite (at level stats the caller computes hash and stats, see
-                             record_ns) */
-    int64_t wait_ns;      /* time the caller spent blocked (queue full, trc_step_end) */
+                             record_ns, and engine threads write most rows, see help_ns) */
+    int64_t wait_ns;      /* time the caller spent blocked (queue full, trc_step_end),
+                             including the step's last jobs it runs itself in trc_step_end */
     int64_t record_ns;    /* time the caller spent in trc_op_record: checks, links, hash and
                              stats at level stats, copies at level full */
     int64_t n_linked;     /* tensors stored through a link (trc_op_record_linked): no copy, no
@@ -191,6 +205,8 @@ struct trc_writer_stats {
     int64_t compress_ns;  /* CPU time of the compression thread (hash, stats and codec of the
                              copies at level full, ahead of the writer thread); 0 when
                              synchronous */
+    int64_t n_helped;     /* jobs run by threads lent through trc_writer_help */
+    int64_t help_ns;      /* their time in those jobs (wall clock: the lent thread is running) */
 };
 int trc_writer_get_stats(trc_writer *w, struct trc_writer_stats *out);
 
