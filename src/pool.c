@@ -3,7 +3,8 @@
  * atomic generation counter; workers spin on it for a short while, yield the core for a while,
  * then sleep on a condition variable (see wait_job). Each worker, the caller included, claims
  * chunks with a compare-and-swap until none is left; completion is a count of chunks run that
- * the caller spins on, yields on, then sleeps on. Depends on pthreads and C11 atomics only.
+ * the caller spins on, yields on, then sleeps on. While a helper spins it may lend itself to an
+ * idle function (lm_pool_set_idle: a tracer's writes). Depends on pthreads and C11 atomics only.
  */
 #include "pool_int.h"
 
