@@ -269,9 +269,7 @@ static void run_taken(trc_writer *w, struct trc__job *job, bool helper)
         w->busy_wait = false;
         pthread_cond_signal(&w->cv_busy);
     }
-    pthread_mutex_unlock(&w->mu);
     trc__job_free(job);
-    pthread_mutex_lock(&w->mu);
 }
 
 int trc_writer_help(trc_writer *w)
