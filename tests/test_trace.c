@@ -27,16 +27,6 @@
 #define LT64_ABC   "5241a3c98ca91b2b"
 #define LT64_0_99  "b20d857002560cec"
 
-static trc_writer *wopen(const char *path, bool sync)
-{
-    trc_writer *w = NULL;
-    char err[TRC_ERRBUF_SIZE];
-    struct trc_writer_opts o = {.overwrite = true, .synchronous = sync};
-    int rc = trc_writer_open(path, &o, &w, err, sizeof err);
-    ck_assert_msg(rc == 0, "open %s: %s", path, err);
-    return w;
-}
-
 static trc_reader *ropen(const char *path)
 {
     trc_reader *r = NULL;
@@ -107,7 +97,7 @@ static void write_all_dtypes(const char *path, bool sync)
         h[i] = f32_to_f16_simple(fsrc[i]);
         bf[i] = (uint16_t)(u >> 16);
     }
-    trc_writer *w = wopen(path, sync);
+    trc_writer *w = lt_writer_open(path, sync);
     ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);
     ck_assert_int_eq(trc_run_set_str(w, "model_path", "/m.gguf"), 0);
     ck_assert_int_eq(trc_run_set_i64(w, "n_layer", 2), 0);
@@ -262,7 +252,7 @@ START_TEST(test_trace_roundtrip_dedupe)
         cosv[i] = cosf((float)i * 0.1f);
         other[i] = (float)i;
     }
-    trc_writer *w = wopen(p, false);
+    trc_writer *w = lt_writer_open(p, false);
     ck_assert_int_eq(trc_writer_add_rule(w, "stats:blk.0.*"), 0);
     ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);
     ck_assert_int_eq(trc_step_begin(w, 0, 0, 1), 0);
@@ -300,7 +290,7 @@ END_TEST
 START_TEST(test_trace_roundtrip_mixed_levels_ids)
 {
     const char *p = lt_tmp_path("trace", "mixed.trace");
-    trc_writer *w = wopen(p, false);
+    trc_writer *w = lt_writer_open(p, false);
     ck_assert_int_eq(trc_writer_add_rule(w, "stats"), 0);
     ck_assert_int_eq(trc_writer_add_rule(w, "full:*.full"), 0);
     ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);
@@ -348,7 +338,7 @@ START_TEST(test_trace_roundtrip_partial)
     const char *p = lt_tmp_path("trace", "partial.trace");
     float vals[3] = {0.25f, -1.5f, 3.0f};
     int64_t known[3] = {0, 5, 11};
-    trc_writer *w = wopen(p, false);
+    trc_writer *w = lt_writer_open(p, false);
     ck_assert_int_eq(trc_run_begin(w, "llama.cpp-text", NULL), 0);
     ck_assert_int_eq(trc_step_begin(w, 0, 0, 3), 0);
     struct trc_tensor t = t1("out", TRC_DTYPE_F32, 3, 4, vals);
@@ -380,7 +370,7 @@ START_TEST(test_trace_stats_values)
 {
     const char *p = lt_tmp_path("trace", "stats.trace");
     float x[8] = {1, 2, 3, 4, -4, NAN, -INFINITY, 0};
-    trc_writer *w = wopen(p, false);
+    trc_writer *w = lt_writer_open(p, false);
     ck_assert_int_eq(trc_writer_add_rule(w, "stats"), 0);
     ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);
     ck_assert_int_eq(trc_step_begin(w, 0, 0, 1), 0);
@@ -408,7 +398,7 @@ END_TEST
 START_TEST(test_trace_rules_levels)
 {
     const char *p = lt_tmp_path("trace", "rules.trace");
-    trc_writer *w = wopen(p, false);
+    trc_writer *w = lt_writer_open(p, false);
     ck_assert_int_eq(trc_writer_level(w, "blk.0.attn_q", 0), TRC_LEVEL_FULL);
     ck_assert_int_eq(trc_writer_add_rule(w, "stats"), 0);
     ck_assert_int_eq(trc_writer_add_rule(w, "full:blk.0.*"), 0);
@@ -517,7 +507,7 @@ static double measure_ratio(const char *label, int smooth)
     int n = 8 * 4096;
     float *x = malloc((size_t)n * sizeof *x);
     uint32_t s = 7;
-    trc_writer *w = wopen(p, false);
+    trc_writer *w = lt_writer_open(p, false);
     ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);
     struct timespec ts0;
     struct timespec ts1;
@@ -683,7 +673,7 @@ START_TEST(test_trace_errors_open_for_writing)
 {
     const char *p = lt_tmp_path("trace", "exists.trace");
     char err[TRC_ERRBUF_SIZE];
-    trc_writer *w = wopen(p, false);
+    trc_writer *w = lt_writer_open(p, false);
     trc_writer *w2 = NULL;
     ck_assert_int_eq(trc_writer_open(p, NULL, &w2, err, sizeof err), TRC_EEXIST);
     ck_assert_ptr_null(w2);
@@ -708,7 +698,7 @@ END_TEST
 START_TEST(test_trace_errors_api_misuse)
 {
     const char *p = lt_tmp_path("trace", "misuse.trace");
-    trc_writer *w = wopen(p, false);
+    trc_writer *w = lt_writer_open(p, false);
     float x[2] = {1, 2};
     struct trc_tensor t = t1("out", TRC_DTYPE_F32, 2, 0, x);
     ck_assert_int_eq(trc_writer_add_rule(w, "loud:blk.*"), TRC_EINVAL);
@@ -756,7 +746,7 @@ START_TEST(test_trace_errors_close_with_open_step)
 {
     /* an incomplete step is rolled back; the run ends as an error */
     const char *p = lt_tmp_path("trace", "openstep.trace");
-    trc_writer *w = wopen(p, false);
+    trc_writer *w = lt_writer_open(p, false);
     float x[2] = {1, 2};
     struct trc_tensor t = t1("out", TRC_DTYPE_F32, 2, 0, x);
     ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);

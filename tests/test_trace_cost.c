@@ -29,15 +29,6 @@
 #include "trc.h"
 #include "trc_int.h"
 
-static trc_writer *wopen(const char *path, bool sync)
-{
-    trc_writer *w = NULL;
-    char err[TRC_ERRBUF_SIZE];
-    struct trc_writer_opts o = {.overwrite = true, .synchronous = sync};
-    ck_assert_msg(trc_writer_open(path, &o, &w, err, sizeof err) == 0, "%s", err);
-    return w;
-}
-
 static struct trc_tensor tf(const char *role, int n_dims, int64_t a, int64_t b, const void *x)
 {
     struct trc_tensor t = {.role = role, .dtype = TRC_DTYPE_F32, .n_dims = n_dims, .data = x};
@@ -75,7 +66,7 @@ static void write_links(const char *p, bool sync)
 {
     float a[6] = {1, 2, 3, 4, 5, 6};
     float other[6] = {9, 9, 9, 9, 9, 9};
-    trc_writer *w = wopen(p, sync);
+    trc_writer *w = lt_writer_open(p, sync);
     ck_assert_int_eq(trc_writer_add_rule(w, "stats:s.*"), 0);
     ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);
     ck_assert_int_eq(trc_step_begin(w, 0, 0, 1), 0);
@@ -152,7 +143,7 @@ START_TEST(test_trace_cost_check_links)
     const char *p = lt_tmp_path("trace_cost", "badlink.trace");
     float a[4] = {1, 2, 3, 4};
     float b[4] = {1, 2, 3, 5};
-    trc_writer *w = wopen(p, false);
+    trc_writer *w = lt_writer_open(p, false);
     ck_assert_int_eq(trc_writer_check_links(w, true), 0);
     ck_assert_int_eq(trc_writer_check_links(NULL, true), TRC_EINVAL);
     ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);
@@ -202,7 +193,7 @@ static void engine_links(const char *model, int kv_type, const char *rule, const
     lm_model *m = NULL;
     lm_ctx *c = NULL;
     struct seen *s = calloc(1, sizeof *s);
-    trc_writer *w = wopen(p, false);
+    trc_writer *w = lt_writer_open(p, false);
     ck_assert_int_eq(trc_writer_check_links(w, true), 0);
     ck_assert_int_eq(trc_writer_add_rule(w, rule), 0);
     ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);
@@ -310,7 +301,7 @@ START_TEST(test_trace_cost_token_in_step)
     snprintf(model, sizeof model, "%s", lt_tmp_path("trace_cost", "tiny.gguf"));
     lt_make_tiny_model(model, 11);
     const char *p = lt_tmp_path("trace_cost", "tok.trace");
-    struct logits_seen s = {.path = p, .w = wopen(p, false)};
+    struct logits_seen s = {.path = p, .w = lt_writer_open(p, false)};
     ck_assert_int_eq(trc_writer_add_rule(s.w, "stats"), 0);
     ck_assert_int_eq(trc_run_begin(s.w, "test", NULL), 0);
     lm_model *m = NULL;
@@ -768,7 +759,7 @@ START_TEST(test_trace_cost_indexes_at_close)
 {
     const char *p = lt_tmp_path("trace_cost", "indexes.trace");
     float a[3] = {1, 2, 3};
-    trc_writer *w = wopen(p, false);
+    trc_writer *w = lt_writer_open(p, false);
     ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);
     ck_assert_int_eq(trc_step_begin(w, 0, 0, 1), 0);
     struct trc_tensor t = tf("out", 1, 3, 0, a);
@@ -805,7 +796,7 @@ START_TEST(test_trace_cost_checkpoint_thread)
     uint32_t r = 12345;
     char wal[1300];
     snprintf(wal, sizeof wal, "%s-wal", p);
-    trc_writer *w = wopen(p, false);
+    trc_writer *w = lt_writer_open(p, false);
     ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);
     long long max_wal = 0;
     for (int s = 0; s < STEPS; s++) {
@@ -851,7 +842,7 @@ START_TEST(test_trace_cost_flush)
     for (int i = 0; i < 4096; i++) {
         a[i] = (float)i;
     }
-    trc_writer *w = wopen(p, false);
+    trc_writer *w = lt_writer_open(p, false);
     ck_assert_int_eq(trc_writer_flush(w), 0);
     ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);
     for (int s = 0; s < 3; s++) {

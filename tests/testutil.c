@@ -8,6 +8,7 @@
 #include "hints_int.h"
 #include "lm.h"
 #include "run_int.h"
+#include "trc.h"
 
 #include <errno.h>
 #include <sqlite3.h>
@@ -164,6 +165,16 @@ int lt_run(const char *cmd, char **out, char **err)
         return -1;
     }
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+trc_writer *lt_writer_open(const char *path, bool sync)
+{
+    trc_writer *w = NULL;
+    char err[TRC_ERRBUF_SIZE];
+    struct trc_writer_opts o = {.overwrite = true, .synchronous = sync};
+    int rc = trc_writer_open(path, &o, &w, err, sizeof err);
+    ck_assert_msg(rc == 0, "open %s: %s", path, err);
+    return w;
 }
 
 void lt_make_tiny_model(const char *path, uint64_t seed)

@@ -5,6 +5,7 @@
 #ifndef LT_TESTUTIL_H
 #define LT_TESTUTIL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +40,10 @@ char *lt_read_file(const char *path, size_t *len);
 
 /* Writes len bytes to path. Returns 0 or -1. */
 int lt_write_file(const char *path, const void *data, size_t len);
+
+/* Opens a new trace for writing at path (overwritten), threaded or synchronous; check-asserts. */
+struct trc_writer;
+struct trc_writer *lt_writer_open(const char *path, bool sync);
 
 /* Writes the generated "tiny" model (lm_mkmodel_write, f32) with this seed to path. */
 void lt_make_tiny_model(const char *path, uint64_t seed);
