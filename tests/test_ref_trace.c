@@ -3,7 +3,8 @@
  * tokens, checked against the model's shape and against mathematics: every canonical op of
  * every layer and step is there exactly once, in execution order, covering the right positions;
  * the RoPE cos/sin rows are the closed form cos/sin(pos * theta^(-2i/n_rot)) for the recorded
- * positions; and every stored tensor decompresses and matches its content hash.
+ * positions; and every stored tensor decompresses and matches its content hash, and is stored
+ * once.
  */
 #include <check.h>
 #include <math.h>
@@ -141,6 +142,10 @@ START_TEST(test_ref_trace_every_tensor_matches_its_hash)
     }
     sqlite3_finalize(st);
     ck_assert_int_gt(n, 1000);
+    /* identical content is stored once: no index enforces it, the writer's map does */
+    ck_assert_str_eq(lt_sql1(db, "SELECT count(*) FROM (SELECT 1 FROM tensors WHERE partial = 0 "
+                                 "GROUP BY hash, dtype, shape HAVING count(*) > 1)"),
+                     "0");
     trc_reader_close(r);
 }
 END_TEST

@@ -275,6 +275,8 @@ START_TEST(test_trace_roundtrip_dedupe)
     trc_reader *r = ropen(p);
     void *db = trc_reader_sql_handle(r);
     ck_assert_str_eq(lt_sql1(db, "SELECT count(*) FROM tensors"), "3");
+    ck_assert_str_eq(lt_sql1(db, "SELECT count(DISTINCT hash || dtype || shape) FROM tensors"),
+                     "3");
     ck_assert_str_eq(
         lt_sql1(db, "SELECT count(DISTINCT tensor_id) FROM op_tensors WHERE role='cos'"), "1");
     ck_assert_str_eq(lt_sql1(db, "SELECT count(*) FROM tensors WHERE data IS NOT NULL"), "3");

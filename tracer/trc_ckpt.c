@@ -136,6 +136,14 @@ bool trc__ckpt_drain(struct trc__ckpt *c, bool wait_busy)
     return true;
 }
 
+void trc__ckpt_kick(struct trc__ckpt *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->want = true;
+    pthread_cond_signal(&c->cv_work);
+    pthread_mutex_unlock(&c->mu);
+}
+
 void trc__ckpt_stop(struct trc__ckpt *c)
 {
     if (!c) {

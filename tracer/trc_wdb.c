@@ -370,10 +370,11 @@ int trc__wdb_open(trc_writer *w, char *msg, size_t msglen)
 int trc__wdb_close(trc_writer *w, char *msg, size_t msglen)
 {
     int rc = 0;
-    trc__ckpt_stop(w->ckpt); /* before leaving WAL mode, which needs the only connection */
-    w->ckpt = NULL;
     if (w->db && w->in_tx) {
         rc = commit_tx(w, msg, msglen);
+    }
+    if (w->ckpt) { /* copies the steps into the file while this thread builds the indexes */
+        trc__ckpt_kick(w->ckpt);
     }
     if (w->db && w->schema_at_close && *w->schema_at_close) { /* the indexes, in one tx */
         char m[TRC__MSG_SIZE - 64];
@@ -392,6 +393,8 @@ int trc__wdb_close(trc_writer *w, char *msg, size_t msglen)
     }
     free(w->schema_at_close);
     w->schema_at_close = NULL;
+    trc__ckpt_stop(w->ckpt); /* before leaving WAL mode, which needs the only connection */
+    w->ckpt = NULL;
     if (!w->db) {
         return rc;
     }

@@ -1,8 +1,8 @@
 /*
  * trc_writer_dedupe.c - the writer thread's index of the tensors it stored: (content hash,
  * dtype, shape) -> (row id, blob size). The writer creates every trace from an empty file and
- * is its only writer, so this map knows every row: dedupe needs no SQL lookup, and the
- * tensors_dedupe index of schema/trace.sql can be built once at close instead of row by row.
+ * is its only writer, so this map knows every row: dedupe needs no SQL lookup, and the file
+ * needs no index on hash (schema/trace.sql).
  * Shapes are interned (a decode step has few distinct ones), so an entry is 32 bytes.
  * A rollback marks the map stale; none is followed by more tensors (trc_wdb.c).
  */
@@ -118,10 +118,14 @@ static int entries_grow(struct trc__dedupe *d)
     size_t cap = d->cap ? 2 * d->cap : 4096;
     struct trc__dentry *old = d->e;
     size_t old_cap = d->cap;
-    if (!(d->e = calloc(cap, sizeof *d->e))) {
+    /* Not calloc: its large blocks are fresh zero pages, which a lookup's read maps to the
+     * shared zero page and the insert's write then replaces, a second fault per page that
+     * interrupts the engine's other threads (TLB shootdown). memset faults each page in once. */
+    if (!(d->e = malloc(cap * sizeof *d->e))) {
         d->e = old;
         return TRC_ENOMEM;
     }
+    memset(d->e, 0, cap * sizeof *d->e);
     d->cap = cap;
     for (size_t k = 0; k < old_cap; k++) {
         if (old[k].id) {
