@@ -120,12 +120,14 @@ static int entries_grow(struct trc__dedupe *d)
     size_t old_cap = d->cap;
     /* Not calloc: its large blocks are fresh zero pages, which a lookup's read maps to the
      * shared zero page and the insert's write then replaces, a second fault per page that
-     * interrupts the engine's other threads (TLB shootdown). memset faults each page in once. */
+     * interrupts the engine's other threads (TLB shootdown). Writing zeros faults each page in
+     * once; through a volatile pointer, or the compiler turns malloc + memset into calloc. */
+    static void *(*volatile zero_fill)(void *, int, size_t) = memset;
     if (!(d->e = malloc(cap * sizeof *d->e))) {
         d->e = old;
         return TRC_ENOMEM;
     }
-    memset(d->e, 0, cap * sizeof *d->e);
+    zero_fill(d->e, 0, cap * sizeof *d->e);
     d->cap = cap;
     for (size_t k = 0; k < old_cap; k++) {
         if (old[k].id) {
