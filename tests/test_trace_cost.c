@@ -832,6 +832,38 @@ START_TEST(test_trace_cost_checkpoint_thread)
 }
 END_TEST
 
+/* trc_writer_wait_idle returns once the checkpoint pass that the last commit made due has
+ * run (without a nap for the checkpointer, the main file is small until then), and starts none
+ * when nothing is due. */
+START_TEST(test_trace_cost_wait_idle)
+{
+    const char *p = lt_tmp_path("trace_cost", "idle.trace");
+    enum { N = 1 << 18, STEPS = 10 };
+    float *x = malloc(N * sizeof *x);
+    uint32_t r = 777;
+    trc_writer *w = lt_writer_open(p, false);
+    ck_assert_int_eq(trc_writer_wait_idle(w), 0);
+    ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);
+    for (int s = 0; s < STEPS; s++) {
+        for (int i = 0; i < N; i++) {
+            r = r * 1664525u + 1013904223u;
+            x[i] = (float)(r >> 8) * 1e-7f; /* random mantissas: 1 MiB of WAL per step */
+        }
+        ck_assert_int_eq(trc_step_begin(w, s, s, 1), 0);
+        struct trc_tensor t = tf("out", 1, N, 0, x);
+        ck_assert_int_eq(rec(w, "x", &t, 1, NULL), 0);
+        ck_assert_int_eq(trc_step_end(w, -1), 0);
+    }
+    ck_assert_int_eq(trc_writer_wait_idle(w), 0);
+    long long main_size = file_size(p);
+    ck_assert_msg(main_size > 8LL << 20, "the main file holds %lld bytes: the pass did not run",
+                  main_size);
+    ck_assert_int_eq(trc_writer_wait_idle(w), 0); /* nothing due: returns at once */
+    ck_assert_int_eq(trc_writer_close(w), 0);
+    free(x);
+}
+END_TEST
+
 /* trc_writer_flush returns when the WAL is small (no pass pending), right after a step, and
  * twice in a row; what it flushed is in the main file. */
 START_TEST(test_trace_cost_flush)
@@ -933,6 +965,7 @@ Suite *trace_cost_suite(void)
     tcase_add_test(tc, test_trace_cost_codec_v1_blob);
     tcase_add_test(tc, test_trace_cost_indexes_at_close);
     tcase_add_test(tc, test_trace_cost_checkpoint_thread);
+    tcase_add_test(tc, test_trace_cost_wait_idle);
     tcase_add_test(tc, test_trace_cost_flush);
     tcase_add_test(tc, test_trace_cost_pool_waits);
     suite_add_tcase(s, tc);

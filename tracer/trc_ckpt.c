@@ -144,6 +144,15 @@ void trc__ckpt_kick(struct trc__ckpt *c)
     pthread_mutex_unlock(&c->mu);
 }
 
+void trc__ckpt_wait_idle(struct trc__ckpt *c)
+{
+    pthread_mutex_lock(&c->mu);
+    while (!c->stop && (c->busy || c->want || c->wal_bytes >= c->threshold)) {
+        pthread_cond_wait(&c->cv_idle, &c->mu);
+    }
+    pthread_mutex_unlock(&c->mu);
+}
+
 void trc__ckpt_stop(struct trc__ckpt *c)
 {
     if (!c) {

@@ -631,6 +631,22 @@ int trc_writer_flush(trc_writer *w)
     return rc;
 }
 
+int trc_writer_wait_idle(trc_writer *w)
+{
+    int rc = trc__sticky(w);
+    if (rc < 0) {
+        return rc;
+    }
+    pthread_mutex_lock(&w->mu);
+    const uint64_t last = w->submitted;
+    pthread_mutex_unlock(&w->mu);
+    rc = wait_done(w, last, false);
+    if (rc == 0 && w->ckpt) {
+        trc__ckpt_wait_idle(w->ckpt);
+    }
+    return rc;
+}
+
 int trc_writer_get_stats(trc_writer *w, struct trc_writer_stats *out)
 {
     if (!w || !out) {

@@ -275,14 +275,15 @@ int trc__wdb_start_ckpt(trc_writer *w, char *msg, size_t msglen);
 /* trc_ckpt.c: the checkpoint thread. start opens its own connection to path; poke reports the
  * WAL's size after a commit (a pass starts when it reaches threshold); drain waits until a pass
  * has covered every commit so far (returns false at once if one is running and !wait_busy);
- * kick asks for a pass without waiting; stop finishes the pass in progress and closes the
- * connection. */
+ * kick asks for a pass without waiting; wait_idle waits while a pass runs or is due, starting
+ * none; stop finishes the pass in progress and closes the connection. */
 struct trc__ckpt;
 int trc__ckpt_start(struct trc__ckpt **out, const char *path, int64_t threshold, char *msg,
                     size_t msglen);
 void trc__ckpt_poke(struct trc__ckpt *c, int64_t wal_bytes);
 bool trc__ckpt_drain(struct trc__ckpt *c, bool wait_busy);
 void trc__ckpt_kick(struct trc__ckpt *c);
+void trc__ckpt_wait_idle(struct trc__ckpt *c);
 void trc__ckpt_stop(struct trc__ckpt *c);
 int64_t trc__ckpt_cpu_ns(struct trc__ckpt *c); /* CPU time of its thread so far */
 

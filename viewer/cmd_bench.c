@@ -26,13 +26,15 @@ static const char usage_text[] =
     "at a time) in tokens/s, min/median/max over -r repetitions. Generation speed times the\n"
     "model's weight bytes is the effective weight-read bandwidth, printed next to this\n"
     "machine's read bandwidth (measured with -t threads). --trace also runs generation while\n"
-    "recording (full, then stats only) and reports the slowdown, trace bytes per token, the\n"
-    "compression ratio (stored/raw) and the raw tensor throughput in MB/s. Each repetition\n"
-    "runs untraced, full and stats back to back, and the slowdown is the median over\n"
-    "repetitions of traced/untraced time, so that drift in the machine's load moves both\n"
-    "sides of each ratio. Traced pp includes writing the prompt's trace out (committed and\n"
-    "checkpointed into the file); traced tg starts after that and includes closing the trace,\n"
-    "which is also reported apart: the cost of the steps alone, and the time of the close.\n";
+    "recording (full, and stats only) and reports the slowdown, trace bytes per token, the\n"
+    "compression ratio (stored/raw) and the raw tensor throughput in MB/s. In a repetition,\n"
+    "three contexts (untraced, full, stats) each decode the prompt, then take turns token by\n"
+    "token, so that drift in the machine's load moves all three alike; the slowdown is the\n"
+    "median over repetitions of traced/untraced time. A traced token's time runs until the\n"
+    "tracer's threads are idle again (trc_writer_wait_idle), so that none of its work runs\n"
+    "while another context is timed. Traced pp includes writing the prompt's trace out\n"
+    "(committed and checkpointed into the file); traced tg includes closing the trace, which\n"
+    "is also reported apart: the cost of the steps alone, and the time of the close.\n";
 
 static double now_s(void)
 {
@@ -52,70 +54,7 @@ struct bench {
     lm_model *m;
     int64_t pp, tg;
     int threads, reps, kv_type;
-    double raw_bytes;                 /* tensor bytes handed to the tracer in the last traced run */
-    struct trc_writer_stats after_pp; /* the writer's counters once the prompt step is in */
 };
-
-static void count_bytes(void *user, int64_t step, const struct trc_op *op)
-{
-    static const int esize[] = {4, 2, 2, 4};
-    struct bench *b = user;
-    (void)step;
-    for (int i = 0; i < op->n_tensors; i++) {
-        double n = esize[op->tensors[i].dtype];
-        for (int d = 0; d < op->tensors[i].n_dims; d++) {
-            n *= (double)op->tensors[i].shape[d];
-        }
-        b->raw_bytes += n;
-    }
-}
-
-/* One repetition: pp tokens in one step, then tg single-token steps. Times in seconds. */
-static int bench_once(struct bench *b, trc_writer *w, double *t_pp, double *t_tg)
-{
-    char err[LM_ERRBUF_SIZE];
-    struct lm_ctx_opts co = {0};
-    lm_ctx *c;
-    int32_t *toks = malloc((size_t)(b->pp > 0 ? b->pp : 1) * sizeof *toks);
-    const int64_t nv = lm_model_hparams(b->m)->n_vocab;
-    lm_faults_init(&co.faults);
-    co.n_threads = b->threads;
-    co.kv_type = b->kv_type;
-    co.n_ctx = b->pp + b->tg + 1;
-    co.trace = w;
-    if (w) {
-        co.on_op = count_bytes;
-        co.on_op_user = b;
-    }
-    if (!toks || lm_ctx_create(b->m, &co, &c, err, sizeof err) < 0) {
-        free(toks);
-        return vw_error("%s", toks ? err : "out of memory");
-    }
-    for (int64_t i = 0; i < b->pp; i++) {
-        toks[i] = (int32_t)((i * 7919 + 1) % nv);
-    }
-    double t0 = now_s();
-    int rc = lm_ctx_decode(c, toks, b->pp);
-    if (w && rc == 0 && trc_writer_flush(w) < 0) { /* the prompt's trace belongs to pp */
-        rc = vw_error("%s", trc_writer_errmsg(w));
-    }
-    *t_pp = now_s() - t0;
-    if (w) {
-        trc_writer_get_stats(w, &b->after_pp);
-    }
-    t0 = now_s();
-    for (int64_t i = 0; rc == 0 && i < b->tg; i++) {
-        int32_t t = (int32_t)((i * 104729 + 3) % nv);
-        rc = lm_ctx_decode(c, &t, 1);
-    }
-    *t_tg = now_s() - t0;
-    if (rc < 0) {
-        vw_error("%s: %s", b->model_path, lm_ctx_errmsg(c));
-    }
-    lm_ctx_destroy(c);
-    free(toks);
-    return rc < 0 ? 1 : 0;
-}
 
 struct bw_job {
     const uint64_t *buf;
@@ -187,60 +126,166 @@ struct series {
     double close_ms[64];   /* traced: ending the run and closing the trace */
 };
 
-/* One repetition at a tracing level (NULL: untraced) into s->pp[r], s->tg[r]. The traced time
- * includes ending the run and closing the trace: the flush belongs to the cost of tracing. */
-static int run_rep(struct bench *b, const char *level, int r, struct series *s, double *trace_bytes,
-                   struct trc_writer_stats *wst)
+/* One way of running the model in a repetition: untraced (level NULL) or traced at a level,
+ * with its own context and trace file. */
+struct lane {
+    const char *level;
+    lm_ctx *c;
+    trc_writer *w;
+    char path[4096];
+    double t_pp, t_tg;                /* seconds */
+    double raw_bytes;                 /* tensor bytes handed to the tracer (count_bytes) */
+    struct trc_writer_stats after_pp; /* the writer's counters once the prompt step is in */
+};
+
+static void count_bytes(void *user, int64_t step, const struct trc_op *op)
 {
-    trc_writer *w = NULL;
-    char path[4096], err[TRC_ERRBUF_SIZE];
-    double tp = 0, tt = 0;
-    if (level) {
+    static const int esize[] = {4, 2, 2, 4};
+    struct lane *ln = user;
+    (void)step;
+    for (int i = 0; i < op->n_tensors; i++) {
+        double n = esize[op->tensors[i].dtype];
+        for (int d = 0; d < op->tensors[i].n_dims; d++) {
+            n *= (double)op->tensors[i].shape[d];
+        }
+        ln->raw_bytes += n;
+    }
+}
+
+/* Opens the lane's trace (if traced) and context. */
+static int lane_open(struct bench *b, struct lane *ln)
+{
+    char err[TRC_ERRBUF_SIZE > LM_ERRBUF_SIZE ? TRC_ERRBUF_SIZE : LM_ERRBUF_SIZE];
+    struct lm_ctx_opts co = {0};
+    lm_faults_init(&co.faults);
+    co.n_threads = b->threads;
+    co.kv_type = b->kv_type;
+    co.n_ctx = b->pp + b->tg + 1;
+    if (ln->level) {
         struct trc_writer_opts wo = {0};
         wo.overwrite = true;
-        snprintf(path, sizeof path, "%s/lltrace-bench-%d.trace", b->tmpdir, (int)getpid());
+        snprintf(ln->path, sizeof ln->path, "%s/lltrace-bench-%d-%s.trace", b->tmpdir,
+                 (int)getpid(), ln->level);
         int64_t run_id;
-        if (trc_writer_open(path, &wo, &w, err, sizeof err) < 0) {
+        if (trc_writer_open(ln->path, &wo, &ln->w, err, sizeof err) < 0) {
             return vw_error("%s", err);
         }
-        if (trc_writer_add_rule(w, level) < 0 || trc_run_begin(w, "lltrace", &run_id) < 0 ||
-            trc_run_set_str(w, "model_path", b->model_path) < 0) {
-            vw_error("%s: %s", path, trc_writer_errmsg(w));
-            trc_writer_close(w);
-            return 1;
+        if (trc_writer_add_rule(ln->w, ln->level) < 0 ||
+            trc_run_begin(ln->w, "lltrace", &run_id) < 0 ||
+            trc_run_set_str(ln->w, "model_path", b->model_path) < 0) {
+            return vw_error("%s: %s", ln->path, trc_writer_errmsg(ln->w));
         }
-        b->raw_bytes = 0;
+        co.trace = ln->w;
+        co.on_op = count_bytes;
+        co.on_op_user = ln;
     }
-    int rc = bench_once(b, w, &tp, &tt);
-    if (w) {
-        double t0 = now_s();
-        if (rc == 0 && trc_run_end(w, "complete") < 0) {
-            rc = vw_error("%s: %s", path, trc_writer_errmsg(w));
+    if (lm_ctx_create(b->m, &co, &ln->c, err, sizeof err) < 0) {
+        return vw_error("%s", err);
+    }
+    return 0;
+}
+
+/* Decodes n tokens in one step and adds the time to *t. A traced lane's time includes what
+ * tracing left running when the step returned: with flush, everything written into the file
+ * (the prompt); otherwise the writer's threads finishing (trc_writer_wait_idle), so that none
+ * of it runs while another lane is timed. */
+static int lane_decode(struct bench *b, struct lane *ln, const int32_t *toks, int64_t n, bool flush,
+                       double *t)
+{
+    double t0 = now_s();
+    int rc = lm_ctx_decode(ln->c, toks, n);
+    if (rc < 0) {
+        return vw_error("%s: %s", b->model_path, lm_ctx_errmsg(ln->c));
+    }
+    if (ln->w && (flush ? trc_writer_flush(ln->w) : trc_writer_wait_idle(ln->w)) < 0) {
+        return vw_error("%s", trc_writer_errmsg(ln->w));
+    }
+    *t += now_s() - t0;
+    return 0;
+}
+
+/* Subtracts the prompt's share from the writer's counters: generation only. */
+static void counters_since(struct trc_writer_stats *s, const struct trc_writer_stats *pp)
+{
+    s->n_ops -= pp->n_ops;
+    s->n_tensors -= pp->n_tensors;
+    s->n_dedup -= pp->n_dedup;
+    s->raw_bytes -= pp->raw_bytes;
+    s->stored_bytes -= pp->stored_bytes;
+    s->worker_ns -= pp->worker_ns;
+    s->wait_ns -= pp->wait_ns;
+    s->record_ns -= pp->record_ns;
+    s->n_linked -= pp->n_linked;
+    s->ckpt_ns -= pp->ckpt_ns;
+    s->compress_ns -= pp->compress_ns;
+    s->n_helped -= pp->n_helped;
+    s->help_ns -= pp->help_ns;
+}
+
+/* What a repetition leaves of a traced lane for the report. */
+struct lane_out {
+    double trace_bytes, raw_bytes;
+    struct trc_writer_stats ws; /* generation only */
+};
+
+/* One repetition: each lane decodes the prompt in one step, then the lanes take turns token by
+ * token (untraced, full, stats, untraced, ...), so that a change in the machine's load moves
+ * every lane alike; then the traced lanes end their run and close their trace, timed as part
+ * of their generation. Results go to s[lane][r]. */
+static int run_rep(struct bench *b, struct lane *lanes, int n_lanes, int r, struct series *s,
+                   struct lane_out *out)
+{
+    int rc = 0;
+    int32_t *toks = malloc((size_t)b->pp * sizeof *toks);
+    const int64_t nv = lm_model_hparams(b->m)->n_vocab;
+    for (int64_t i = 0; toks && i < b->pp; i++) {
+        toks[i] = (int32_t)((i * 7919 + 1) % nv);
+    }
+    rc = toks ? 0 : vw_error("out of memory");
+    for (int k = 0; rc == 0 && k < n_lanes; k++) {
+        rc = lane_open(b, &lanes[k]);
+    }
+    for (int k = 0; rc == 0 && k < n_lanes; k++) {
+        rc = lane_decode(b, &lanes[k], toks, b->pp, true, &lanes[k].t_pp);
+        if (rc == 0 && lanes[k].w) {
+            trc_writer_get_stats(lanes[k].w, &lanes[k].after_pp);
         }
-        trc_writer_get_stats(w, wst); /* of the last repetition, generation only */
-        wst->n_ops -= b->after_pp.n_ops;
-        wst->n_tensors -= b->after_pp.n_tensors;
-        wst->n_dedup -= b->after_pp.n_dedup;
-        wst->raw_bytes -= b->after_pp.raw_bytes;
-        wst->stored_bytes -= b->after_pp.stored_bytes;
-        wst->worker_ns -= b->after_pp.worker_ns;
-        wst->wait_ns -= b->after_pp.wait_ns;
-        wst->record_ns -= b->after_pp.record_ns;
-        wst->n_linked -= b->after_pp.n_linked;
-        wst->ckpt_ns -= b->after_pp.ckpt_ns;
-        wst->compress_ns -= b->after_pp.compress_ns;
-        wst->n_helped -= b->after_pp.n_helped;
-        wst->help_ns -= b->after_pp.help_ns;
-        trc_writer_close(w);
-        s->tg_steps[r] = (double)b->tg / tt;
-        s->close_ms[r] = (now_s() - t0) * 1e3;
-        tt += now_s() - t0;
-        struct stat st;
-        *trace_bytes = stat(path, &st) == 0 ? (double)st.st_size : 0;
-        unlink(path);
     }
-    s->pp[r] = (double)b->pp / tp;
-    s->tg[r] = (double)b->tg / tt;
+    for (int64_t i = 0; rc == 0 && i < b->tg; i++) {
+        int32_t t = (int32_t)((i * 104729 + 3) % nv);
+        for (int k = 0; rc == 0 && k < n_lanes; k++) {
+            rc = lane_decode(b, &lanes[k], &t, 1, false, &lanes[k].t_tg);
+        }
+    }
+    for (int k = 0; k < n_lanes; k++) {
+        struct lane *ln = &lanes[k];
+        double t_close = 0;
+        if (ln->w) {
+            double t0 = now_s();
+            if (rc == 0 && trc_run_end(ln->w, "complete") < 0) {
+                rc = vw_error("%s: %s", ln->path, trc_writer_errmsg(ln->w));
+            }
+            trc_writer_get_stats(ln->w, &out[k].ws);
+            counters_since(&out[k].ws, &ln->after_pp);
+            if (trc_writer_close(ln->w) < 0 && rc == 0) {
+                rc = vw_error("%s: cannot close the trace", ln->path);
+            }
+            t_close = now_s() - t0;
+            struct stat st;
+            out[k].trace_bytes = stat(ln->path, &st) == 0 ? (double)st.st_size : 0;
+            out[k].raw_bytes = ln->raw_bytes;
+            unlink(ln->path);
+        }
+        lm_ctx_destroy(ln->c);
+        if (rc == 0) {
+            s[k].pp[r] = (double)b->pp / ln->t_pp;
+            s[k].tg_steps[r] = (double)b->tg / ln->t_tg;
+            s[k].close_ms[r] = t_close * 1e3;
+            s[k].tg[r] = (double)b->tg / (ln->t_tg + t_close);
+        }
+        *ln = (struct lane){.level = ln->level};
+    }
+    free(toks);
     return rc;
 }
 
@@ -291,23 +336,20 @@ static void cost(const double *plain, const double *traced, int reps, double out
 
 static int bench_main(struct bench *b, bool trace)
 {
-    struct series plain, full, stats;
-    struct trc_writer_stats ws_full = {0}, ws_stats = {0};
-    double tb_full = 0, tb_stats = 0, unused = 0;
+    struct series sr[3];
+    struct lane lanes[3] = {{.level = NULL}, {.level = "full"}, {.level = "stats"}};
+    struct lane_out lo[3] = {{0}};
+    const int n_lanes = trace ? 3 : 1;
     const double wb = weight_bytes(b->m);
-    /* untraced, full, stats, then again: interleaved so that the machine's drift is shared */
     for (int r = 0; r < b->reps; r++) {
-        int rc = run_rep(b, NULL, r, &plain, &unused, NULL);
-        if (rc == 0 && trace) {
-            rc = run_rep(b, "full", r, &full, &tb_full, &ws_full);
-        }
-        if (rc == 0 && trace) {
-            rc = run_rep(b, "stats", r, &stats, &tb_stats, &ws_stats);
-        }
+        int rc = run_rep(b, lanes, n_lanes, r, sr, lo);
         if (rc) {
             return rc;
         }
     }
+    const struct series plain = sr[0], full = sr[1], stats = sr[2];
+    const struct trc_writer_stats ws_full = lo[1].ws, ws_stats = lo[2].ws;
+    const double tb_full = lo[1].trace_bytes, tb_stats = lo[2].trace_bytes;
     printf("model: %s (%s, %.1f MB of weights), threads %d, simd %s, kv %s\n", b->model_path,
            lm_type_name(lm_model_hparams(b->m)->weight_type), wb / 1e6, b->threads,
            lm_simd_current(), b->kv_type == LM_TYPE_F16 ? "f16" : "f32");
@@ -325,7 +367,7 @@ static int bench_main(struct bench *b, bool trace)
     if (!trace) {
         return 0;
     }
-    const double raw = b->raw_bytes, toks = (double)(b->pp + b->tg);
+    const double raw = lo[1].raw_bytes, toks = (double)(b->pp + b->tg);
     snprintf(what, sizeof what, "tg%lld traced full", (long long)b->tg);
     print_series(what, full.tg, b->reps);
     snprintf(what, sizeof what, "tg%lld traced stats", (long long)b->tg);

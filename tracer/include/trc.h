@@ -182,6 +182,11 @@ int trc_writer_help(trc_writer *w);
  * database file: for benchmarks (`lltrace bench` times generation after the prompt's trace is
  * out) and before handing the file to another program. Returns 0 or the sticky error. */
 int trc_writer_flush(trc_writer *w);
+/* Waits until the writer's threads have nothing in progress: every job recorded so far has run
+ * and no checkpoint pass is running or due. Unlike trc_writer_flush it starts no work. For
+ * benchmarks that alternate traced and untraced work (`lltrace bench --trace`), so that what
+ * tracing left running is counted as its cost. Returns 0 or the sticky error. */
+int trc_writer_wait_idle(trc_writer *w);
 
 /* Counters of a writer, for benchmarks (`lltrace bench --trace`). Consistent after
  * trc_step_end; in between they lag behind the queue. */
