@@ -28,9 +28,9 @@ static const char usage_text[] =
     "machine's read bandwidth (measured with -t threads). --trace also runs generation while\n"
     "recording (full, and stats only) and reports the slowdown, trace bytes per token, the\n"
     "compression ratio (stored/raw) and the raw tensor throughput in MB/s. In a repetition,\n"
-    "three contexts (untraced, full, stats) each decode the prompt, then take turns token by\n"
-    "token, so that drift in the machine's load moves all three alike; the slowdown is the\n"
-    "median over repetitions of traced/untraced time. A traced token's time runs until the\n"
+    "three contexts (untraced, full, stats) each decode the prompt, then take turns of 4\n"
+    "tokens, so that drift in the machine's load moves all three alike; the slowdown is the\n"
+    "median over repetitions of traced/untraced time. A traced turn's time runs until the\n"
     "tracer's threads are idle again (trc_writer_wait_idle), so that none of its work runs\n"
     "while another context is timed. Traced pp includes writing the prompt's trace out\n"
     "(committed and checkpointed into the file); traced tg includes closing the trace, which\n"
@@ -185,19 +185,27 @@ static int lane_open(struct bench *b, struct lane *ln)
     return 0;
 }
 
-/* Decodes n tokens in one step and adds the time to *t. A traced lane's time includes what
- * tracing left running when the step returned: with flush, everything written into the file
- * (the prompt); otherwise the writer's threads finishing (trc_writer_wait_idle), so that none
- * of it runs while another lane is timed. */
-static int lane_decode(struct bench *b, struct lane *ln, const int32_t *toks, int64_t n, bool flush,
-                       double *t)
+/* Tokens a lane generates in a row before the next lane's turn: short enough that the
+ * machine's load changes little within a round of turns, long enough that the tracer's
+ * background work (a checkpoint pass every few tokens in full mode) overlaps the engine's as in
+ * a real run rather than being waited for after every token. */
+#define TURN 4
+
+/* Decodes the n tokens toks[0..n) as one step (prompt), or one step per token (generation), and
+ * adds the time to *t. A traced lane's time includes what tracing left running at the end:
+ * after the prompt everything written into the file (trc_writer_flush), after a turn of
+ * generation the writer's threads finishing (trc_writer_wait_idle), so that none of it runs
+ * while another lane is timed. */
+static int lane_decode(struct bench *b, struct lane *ln, const int32_t *toks, int64_t n,
+                       bool prompt, double *t)
 {
     double t0 = now_s();
-    int rc = lm_ctx_decode(ln->c, toks, n);
-    if (rc < 0) {
-        return vw_error("%s: %s", b->model_path, lm_ctx_errmsg(ln->c));
+    for (int64_t i = 0; i < (prompt ? 1 : n); i++) {
+        if (lm_ctx_decode(ln->c, toks + i, prompt ? n : 1) < 0) {
+            return vw_error("%s: %s", b->model_path, lm_ctx_errmsg(ln->c));
+        }
     }
-    if (ln->w && (flush ? trc_writer_flush(ln->w) : trc_writer_wait_idle(ln->w)) < 0) {
+    if (ln->w && (prompt ? trc_writer_flush(ln->w) : trc_writer_wait_idle(ln->w)) < 0) {
         return vw_error("%s", trc_writer_errmsg(ln->w));
     }
     *t += now_s() - t0;
@@ -228,18 +236,21 @@ struct lane_out {
     struct trc_writer_stats ws; /* generation only */
 };
 
-/* One repetition: each lane decodes the prompt in one step, then the lanes take turns token by
- * token (untraced, full, stats, untraced, ...), so that a change in the machine's load moves
+/* One repetition: each lane decodes the prompt in one step, then the lanes take turns of TURN
+ * tokens (untraced, full, stats, untraced, ...), so that a change in the machine's load moves
  * every lane alike; then the traced lanes end their run and close their trace, timed as part
  * of their generation. Results go to s[lane][r]. */
 static int run_rep(struct bench *b, struct lane *lanes, int n_lanes, int r, struct series *s,
                    struct lane_out *out)
 {
     int rc = 0;
-    int32_t *toks = malloc((size_t)b->pp * sizeof *toks);
+    int32_t *toks = malloc((size_t)(b->pp + b->tg) * sizeof *toks);
     const int64_t nv = lm_model_hparams(b->m)->n_vocab;
     for (int64_t i = 0; toks && i < b->pp; i++) {
         toks[i] = (int32_t)((i * 7919 + 1) % nv);
+    }
+    for (int64_t i = 0; toks && i < b->tg; i++) {
+        toks[b->pp + i] = (int32_t)((i * 104729 + 3) % nv);
     }
     rc = toks ? 0 : vw_error("out of memory");
     for (int k = 0; rc == 0 && k < n_lanes; k++) {
@@ -251,10 +262,10 @@ static int run_rep(struct bench *b, struct lane *lanes, int n_lanes, int r, stru
             trc_writer_get_stats(lanes[k].w, &lanes[k].after_pp);
         }
     }
-    for (int64_t i = 0; rc == 0 && i < b->tg; i++) {
-        int32_t t = (int32_t)((i * 104729 + 3) % nv);
+    for (int64_t i = 0; rc == 0 && i < b->tg; i += TURN) {
+        const int64_t n = b->tg - i < TURN ? b->tg - i : TURN;
         for (int k = 0; rc == 0 && k < n_lanes; k++) {
-            rc = lane_decode(b, &lanes[k], &t, 1, false, &lanes[k].t_tg);
+            rc = lane_decode(b, &lanes[k], toks + b->pp + i, n, false, &lanes[k].t_tg);
         }
     }
     for (int k = 0; k < n_lanes; k++) {
