@@ -833,8 +833,9 @@ START_TEST(test_trace_cost_checkpoint_thread)
 END_TEST
 
 /* trc_writer_wait_idle returns once the checkpoint pass that the last commit made due has
- * run (without a nap for the checkpointer, the main file is small until then), and starts none
- * when nothing is due. */
+ * run: the pass copies the 8 MiB of WAL that made it due, nearly 8 MiB of pages (without a nap
+ * for the checkpointer, the main file is small until then); it starts none when nothing is
+ * due. */
 START_TEST(test_trace_cost_wait_idle)
 {
     const char *p = lt_tmp_path("trace_cost", "idle.trace");
@@ -856,7 +857,7 @@ START_TEST(test_trace_cost_wait_idle)
     }
     ck_assert_int_eq(trc_writer_wait_idle(w), 0);
     long long main_size = file_size(p);
-    ck_assert_msg(main_size > 8LL << 20, "the main file holds %lld bytes: the pass did not run",
+    ck_assert_msg(main_size > 6LL << 20, "the main file holds %lld bytes: the pass did not run",
                   main_size);
     ck_assert_int_eq(trc_writer_wait_idle(w), 0); /* nothing due: returns at once */
     ck_assert_int_eq(trc_writer_close(w), 0);

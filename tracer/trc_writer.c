@@ -184,9 +184,22 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&w->mu);
     struct trc__job *batch;
     while ((batch = trc__queue_take(w, &w->head, &w->tail, &w->idle, &w->stop, &w->cv_work))) {
-        while (w->busy) { /* a helper runs the job before these (trc_writer_help) */
-            w->busy_wait = true;
-            pthread_cond_wait(&w->cv_busy, &w->mu);
+        if (w->busy) {
+            /* A helper runs the job before these (trc_writer_help). Give them back before
+             * waiting: a helper may take the next job while this thread waits, and it must be
+             * the oldest, not one queued after this batch. */
+            struct trc__job *last = batch;
+            while (last->next) {
+                last = last->next;
+            }
+            last->next = w->head; /* empty: mu is held since the take */
+            w->head = batch;
+            w->tail = w->tail ? w->tail : last;
+            while (w->busy) {
+                w->busy_wait = true;
+                pthread_cond_wait(&w->cv_busy, &w->mu);
+            }
+            continue;
         }
         w->busy = true;
         pthread_mutex_unlock(&w->mu);
