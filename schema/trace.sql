@@ -1,10 +1,13 @@
--- schema/trace.sql - the lltrace trace format, version 2: the single definition of every table,
+-- schema/trace.sql - the lltrace trace format, version 3: the single definition of every table,
 -- index and view of a trace file. It is embedded into the tracer at build time
 -- (schema/embed.cmake -> trc__schema_sql) and executed once by the writer on a new, empty file;
--- nothing else creates tables. Readers check meta.schema_version: versions 1 and 2 are read, a
--- newer one is refused with both version numbers in the message, one below 1 is refused. Version
--- 1 has the same tables; only its tensor data are always ONE zstd frame, the one-frame case of
--- version 2's codec (see tensors below), so version 1 files are read as they are.
+-- nothing else creates tables. Readers check meta.schema_version: versions 1 to 3 are read, a
+-- newer one is refused with both version numbers in the message, one below 1 is refused. The
+-- older versions are read as they are, with the same queries:
+--   * version 2 has a table op_weights (op_id, role, name), one row per weight of an op, where
+--     version 3 has the column ops.weights and a view op_weights with the same columns;
+--   * version 1 is version 2 whose tensor data are always ONE zstd frame, the one-frame case of
+--     version 2's codec (see tensors below).
 --
 -- Conventions used below:
 --   * "writer" is the tracer library (tracer/trc_writer.c); "engine" is whatever program calls
@@ -34,18 +37,18 @@
 -- without them those views fail with "no such function", the tables stay readable.
 
 PRAGMA application_id = 1280070738; -- 0x4C4C5452, "LLTR": lets file(1)-style tools identify traces
-PRAGMA user_version = 2;            -- mirrors meta.schema_version
+PRAGMA user_version = 3;            -- mirrors meta.schema_version
 
 -- Key/value facts about the file itself, written by the writer when it creates the file.
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY NOT NULL, -- see the keys below
     value TEXT                       -- always text; schema_version is a decimal integer
 );
--- schema_version: this file's format version (2). The writer also stores tool ("lltrace"),
+-- schema_version: this file's format version (3). The writer also stores tool ("lltrace"),
 -- tool_version (e.g. "0.1.0"), build_git (git describe of the tracer's build), build_type,
 -- build_compiler, build_flags (the C flags of the tracer library), created_at, zstd_version,
 -- sqlite_version and hash ("lt64": the content hash used by tensors.hash, see below).
-INSERT INTO meta (key, value) VALUES ('schema_version', '2');
+INSERT INTO meta (key, value) VALUES ('schema_version', '3');
 
 -- One row per run (one generation, or one imported dump). Written by the writer at
 -- trc_run_begin (id, source, status 'running', started_at), completed by the engine through
@@ -151,7 +154,10 @@ CREATE TABLE ops (
     params     TEXT,                -- JSON object of parameters: eps, theta, mode, n_rot,
                                     -- scale, ... (engine); NULL when none
     elapsed_ns INTEGER,             -- engine time spent in the op; NULL when not measured
-    level      TEXT NOT NULL        -- 'stats' or 'full': what the recording rules kept
+    level      TEXT NOT NULL,       -- 'stats' or 'full': what the recording rules kept
+    weights    TEXT                 -- JSON object role -> GGUF tensor name of the weights the op
+                                    -- used, e.g. '{"weight":"blk.0.attn_q.weight"}'; NULL when
+                                    -- none (engine). Query them through the view op_weights.
 );
 CREATE INDEX ops_by_step ON ops (run_id, step, seq);
 -- ops_by_name (name, run_id, step): built at close, see the end of this file.
@@ -172,13 +178,15 @@ CREATE TABLE op_tensors (
 -- of every close (33 steps), the largest part of recording's cost at level stats.
 
 -- Weights used by an op, referenced by GGUF tensor name in the model runs.model_sha256
--- identifies; never copied into the trace. (engine)
-CREATE TABLE op_weights (
-    op_id INTEGER NOT NULL REFERENCES ops (id),
-    role  TEXT NOT NULL, -- 'weight', 'bias', ...
-    name  TEXT NOT NULL, -- GGUF tensor name, e.g. 'blk.0.attn_q.weight'
-    PRIMARY KEY (op_id, role)
-) WITHOUT ROWID;
+-- identifies; never copied into the trace: one row per (op, role) of ops.weights. Version 2
+-- files have a table of this name and these columns instead (one row inserted per weight, 200
+-- rows per decode step of a 22-layer model, 2 us each on the recording's critical path).
+CREATE VIEW op_weights AS
+SELECT o.id    AS op_id,
+       w.key   AS role, -- 'weight', 'bias', ...
+       w.value AS name  -- GGUF tensor name, e.g. 'blk.0.attn_q.weight'
+FROM ops o, json_each(o.weights) w
+WHERE o.weights IS NOT NULL;
 
 -- Tensor contents, stored once per distinct (hash, dtype, shape): the cos/sin tables of a step
 -- are shared by all its layers. A tensor recorded at level 'stats' has a row too (hash and

@@ -47,6 +47,9 @@ static struct trc_tensor t1(const char *role, enum trc_dtype dt, int64_t n0, int
 
 static int rec(trc_writer *w, const char *name, const struct trc_tensor *ts, int n)
 {
+    /* ops.weights is JSON: the second weight's role and name need escaping */
+    static const struct trc_weight wts[2] = {{"weight", "blk.0.attn_norm.weight"},
+                                             {"b\"i\\as", "odd\tname\x01"}};
     struct trc_op op = {.name = name,
                         .kind = "test",
                         .layer = 0,
@@ -55,7 +58,9 @@ static int rec(trc_writer *w, const char *name, const struct trc_tensor *ts, int
                         .params_json = "{\"eps\":1e-05}",
                         .elapsed_ns = 42,
                         .tensors = ts,
-                        .n_tensors = n};
+                        .n_tensors = n,
+                        .weights = wts,
+                        .n_weights = 2};
     return trc_op_record(w, &op);
 }
 
@@ -117,9 +122,26 @@ static void write_all_dtypes(const char *path, bool sync)
     ck_assert_int_eq(trc_writer_close(w), 0);
 }
 
+/* Rewrites a version 3 file the way version 2 stored weights: a table op_weights, no
+ * ops.weights column. */
+static void to_v2_layout(const char *path)
+{
+    rw_exec(path, "CREATE TABLE w2 (op_id INTEGER NOT NULL, role TEXT NOT NULL, name TEXT NOT "
+                  "NULL, PRIMARY KEY (op_id, role)) WITHOUT ROWID;"
+                  "INSERT INTO w2 SELECT op_id, role, name FROM op_weights;"
+                  "DROP VIEW op_weights; ALTER TABLE w2 RENAME TO op_weights;"
+                  "ALTER TABLE ops DROP COLUMN weights;"
+                  "UPDATE meta SET value = '2' WHERE key = 'schema_version';"
+                  "PRAGMA user_version = 2");
+}
+
 static void check_all_dtypes(const char *path)
 {
     trc_reader *r = ropen(path);
+    ck_assert_str_eq(lt_sql1(trc_reader_sql_handle(r),
+                             "SELECT group_concat(op_id || ':' || role || '=' || name, ';') FROM "
+                             "(SELECT * FROM op_weights ORDER BY op_id, role)"),
+                     "1:b\"i\\as=odd\tname\x01;1:weight=blk.0.attn_norm.weight");
     int64_t tid;
     struct trc_tensor_info ti;
     ck_assert_int_eq(trc_reader_op_tensor(r, 1, "out", &tid), 0);
@@ -232,8 +254,11 @@ START_TEST(test_trace_roundtrip_runs_steps_ops)
                      "0.75,11.9700002670288");
     ck_assert_str_eq(lt_sql1(db, "SELECT status || ',' || n_steps || ',' || generated FROM v_runs"),
                      "complete,1, upon");
-    ck_assert_str_eq(lt_sql1(db, "SELECT value FROM meta WHERE key = 'schema_version'"), "2");
-    ck_assert_str_eq(lt_sql1(db, "PRAGMA user_version"), "2");
+    ck_assert_str_eq(lt_sql1(db, "SELECT value FROM meta WHERE key = 'schema_version'"), "3");
+    ck_assert_str_eq(lt_sql1(db, "PRAGMA user_version"), "3");
+    ck_assert_str_eq(lt_sql1(db, "SELECT weights FROM ops WHERE id = 1"),
+                     "{\"weight\":\"blk.0.attn_norm.weight\",\"b\\\"i\\\\as\":"
+                     "\"odd\\u0009name\\u0001\"}");
     ck_assert_str_eq(lt_sql1(db, "PRAGMA integrity_check"), "ok");
     ck_assert_str_eq(lt_sql1(db, "PRAGMA journal_mode"), "delete"); /* closed: one file, no WAL */
     trc_reader_close(r);
@@ -584,22 +609,25 @@ START_TEST(test_trace_errors_schema_versions)
     const char *p = lt_tmp_path("trace", "v7.trace");
     write_all_dtypes(p, false);
     char want[1400];
-    static const char *const newer[] = {"3", "7"};
+    static const char *const newer[] = {"4", "7"};
     for (int k = 0; k < 2; k++) {
         char sql[128];
         snprintf(sql, sizeof sql, "UPDATE meta SET value = '%s' WHERE key = 'schema_version'",
                  newer[k]);
         rw_exec(p, sql);
         snprintf(want, sizeof want,
-                 "%s: trace schema version %s is newer than this lltrace supports (2)", p,
+                 "%s: trace schema version %s is newer than this lltrace supports (3)", p,
                  newer[k]);
         expect_open_error(p, TRC_EVERSION, want);
     }
-    /* version 1 (tensor data always one zstd frame, as these small tensors are) and 2 open */
+    /* versions 3, 2 (op_weights a table) and 1 (also: tensor data always one zstd frame, as
+     * these small tensors are) open, and read the same */
+    rw_exec(p, "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
+    check_all_dtypes(p);
+    to_v2_layout(p);
+    check_all_dtypes(p);
     rw_exec(p, "UPDATE meta SET value = '1' WHERE key = 'schema_version'");
     rw_exec(p, "PRAGMA user_version = 1");
-    check_all_dtypes(p);
-    rw_exec(p, "UPDATE meta SET value = '2' WHERE key = 'schema_version'");
     check_all_dtypes(p);
     rw_exec(p, "UPDATE meta SET value = '0' WHERE key = 'schema_version'");
     expect_open_error(p, TRC_EVERSION, "version 0 is older than the oldest this lltrace reads (1)");

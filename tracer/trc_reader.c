@@ -90,8 +90,9 @@ int trc__check_trace(sqlite3 *db, const char *schema, const char *path, char *ms
                  ver, TRC_SCHEMA_VERSION);
         code = TRC_EVERSION;
     } else if (ver < 1) {
-        /* Version 1 is the first; its tensor blobs are the one-frame case of version 2's codec
-         * (schema/trace.sql), so versions 1..TRC_SCHEMA_VERSION all open as they are. */
+        /* Version 1 is the first. Its tensor blobs are the one-frame case of version 2's codec,
+         * and version 2's op_weights table has the columns of version 3's view (schema/trace.sql),
+         * so versions 1..TRC_SCHEMA_VERSION all open as they are. */
         snprintf(msg, msglen,
                  "%s: trace schema version %lld is older than the oldest this lltrace reads (1)",
                  path, ver);

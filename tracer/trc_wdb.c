@@ -103,8 +103,7 @@ static int flush_rows(trc_writer *w, char *msg, size_t msglen)
 {
     int rc = trc__batch_flush(&w->b_ops, w->db, msg, msglen);
     rc = rc < 0 ? rc : trc__batch_flush(&w->b_optensors, w->db, msg, msglen);
-    rc = rc < 0 ? rc : trc__batch_flush(&w->b_tensors, w->db, msg, msglen);
-    return rc < 0 ? rc : trc__batch_flush(&w->b_opweights, w->db, msg, msglen);
+    return rc < 0 ? rc : trc__batch_flush(&w->b_tensors, w->db, msg, msglen);
 }
 
 /* After a ROLLBACK: rows not yet inserted belong to the lost step; the map may list its rows. */
@@ -113,7 +112,6 @@ static void rolled_back(trc_writer *w)
     trc__batch_discard(&w->b_ops);
     trc__batch_discard(&w->b_optensors);
     trc__batch_discard(&w->b_tensors);
-    trc__batch_discard(&w->b_opweights);
     w->next_tensor_id = w->tx_tensor_id;
     w->dd.stale = true;
 }
@@ -213,10 +211,9 @@ static int prepare_all(trc_writer *w, char *msg, size_t msglen)
     }
     if (trc__batch_init(&w->b_ops, w->db, "ops",
                         "id, run_id, step, seq, layer, kind, name, pos0, n_pos, params, "
-                        "elapsed_ns, level",
-                        12) < 0 ||
+                        "elapsed_ns, level, weights",
+                        13) < 0 ||
         trc__batch_init(&w->b_optensors, w->db, "op_tensors", "op_id, role, tensor_id", 3) < 0 ||
-        trc__batch_init(&w->b_opweights, w->db, "op_weights", "op_id, role, name", 3) < 0 ||
         trc__batch_init(&w->b_tensors, w->db, "tensors", TENSOR_COLS, TENSOR_NCOLS) < 0) {
         return sql_fail(w, "cannot prepare the writer's statements", msg, msglen);
     }
@@ -404,7 +401,6 @@ int trc__wdb_close(trc_writer *w, char *msg, size_t msglen)
     }
     trc__batch_release(&w->b_ops);
     trc__batch_release(&w->b_optensors);
-    trc__batch_release(&w->b_opweights);
     trc__batch_release(&w->b_tensors);
     /* Leaving WAL checkpoints and removes the -wal file: the closed trace is one file. If it
      * fails (disk full), the WAL stays and still holds every committed step. */
@@ -840,7 +836,7 @@ static int tensor_store(trc_writer *w, enum trc_level level, const struct trc__j
 static int op_row(trc_writer *w, const struct trc__jop *op, char *msg, size_t msglen)
 {
     const struct trc__bval none = {TRC__BV_NULL, 0, NULL, 0};
-    struct trc__bval row[12] = {
+    struct trc__bval row[13] = {
         {TRC__BV_INT, op->id, NULL, 0},
         {TRC__BV_INT, op->run_id, NULL, 0},
         {TRC__BV_INT, op->step, NULL, 0},
@@ -853,6 +849,7 @@ static int op_row(trc_writer *w, const struct trc__jop *op, char *msg, size_t ms
         op->params ? (struct trc__bval){TRC__BV_TEXT, 0, op->params, 0} : none,
         op->elapsed_ns >= 0 ? (struct trc__bval){TRC__BV_INT, op->elapsed_ns, NULL, 0} : none,
         {TRC__BV_TEXT, 0, op->level == TRC_LEVEL_FULL ? "full" : "stats", 0},
+        op->weights ? (struct trc__bval){TRC__BV_TEXT, 0, op->weights, 0} : none,
     };
     return trc__batch_add(&w->b_ops, w->db, row, msg, msglen);
 }
@@ -870,12 +867,6 @@ static int op_insert(trc_writer *w, const struct trc__jop *op, char *msg, size_t
                                              {TRC__BV_INT, tid, NULL, 0}};
             rc = trc__batch_add(&w->b_optensors, w->db, row, m, sizeof m);
         }
-    }
-    for (int k = 0; rc == 0 && k < op->n_weights; k++) {
-        const struct trc__bval row[3] = {{TRC__BV_INT, op->id, NULL, 0},
-                                         {TRC__BV_TEXT, 0, op->wrole[k], 0},
-                                         {TRC__BV_TEXT, 0, op->wname[k], 0}};
-        rc = trc__batch_add(&w->b_opweights, w->db, row, m, sizeof m);
     }
     if (rc < 0) {
         snprintf(msg, msglen, "op '%s' (step %lld): %s", op->name, (long long)op->step, m);

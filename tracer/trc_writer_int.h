@@ -52,9 +52,9 @@ struct trc__jop {
     int64_t id, run_id, step, seq, layer, pos0, n_pos, elapsed_ns;
     enum trc_level level;
     const char *name, *kind, *params;
-    int n_tensors, n_weights;
+    const char *weights; /* JSON object {"ROLE": "GGUF name", ...} (ops.weights), or NULL */
+    int n_tensors;
     struct trc__jtensor *t;
-    const char **wrole, **wname;
 };
 
 /* The caller's list of the tensors recorded in the open step (trc_writer_op.c), in the order
@@ -201,7 +201,7 @@ struct trc_writer {
     struct trc_writer_stats wst; /* the worker's counters, copied into st after each job */
     char *schema_at_close;       /* the part of schema/trace.sql run by trc__wdb_close */
     sqlite3_stmt *st_tins, *st_tupd, *st_tblob, *st_token, *st_step;
-    struct trc__batch b_ops, b_optensors, b_opweights;
+    struct trc__batch b_ops, b_optensors;
     /* Tensor rows without data (level stats) wait in b_tensors like the rows above, so their
      * ids are the writer's: next_tensor_id, back to tx_tensor_id when a transaction rolls back.
      * The table starts empty (trc_writer_open only creates files). */

@@ -268,23 +268,71 @@ static void tensor_layout(struct arena *a, const struct trc_tensor *t, const str
     }
 }
 
+/* s as a JSON string into dst (NULL: only measures); returns its length. */
+static size_t json_str(char *dst, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0;
+#define PUT(c) (dst ? (void)(dst[n] = (char)(c)) : (void)0, n++)
+    PUT('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            PUT('\\');
+            PUT(*p);
+        } else if (*p < 0x20) {
+            PUT('\\');
+            PUT('u');
+            PUT('0');
+            PUT('0');
+            PUT(hex[*p >> 4]);
+            PUT(hex[*p & 15]);
+        } else {
+            PUT(*p);
+        }
+    }
+    PUT('"');
+#undef PUT
+    return n;
+}
+
+/* The op's weights as the NUL-terminated JSON object {"ROLE": "NAME", ...} of ops.weights, into
+ * dst (NULL: only measures); returns its size with the NUL. */
+static size_t weights_json(char *dst, const struct trc_op *op)
+{
+    size_t n = 0;
+    for (int k = 0; k < op->n_weights; k++) {
+        if (dst) {
+            dst[n] = k ? ',' : '{';
+        }
+        n++;
+        n += json_str(dst ? dst + n : NULL, op->weights[k].role);
+        if (dst) {
+            dst[n] = ':';
+        }
+        n++;
+        n += json_str(dst ? dst + n : NULL, op->weights[k].name);
+    }
+    if (dst) {
+        dst[n] = '}';
+        dst[n + 1] = '\0';
+    }
+    return n + 2;
+}
+
 /* Lays the op out in the arena (twice: measure, then copy). */
 static void op_layout(struct arena *a, const struct trc_op *op, const struct plan *pl,
                       int32_t slot0, struct trc__jop **out)
 {
     struct trc__jop *jo = arena_put(a, NULL, sizeof *jo, 8);
     struct trc__jtensor *jt = arena_put(a, NULL, (size_t)op->n_tensors * sizeof *jt, 8);
-    const char **wr = arena_put(a, NULL, (size_t)op->n_weights * sizeof *wr, 8);
-    const char **wn = arena_put(a, NULL, (size_t)op->n_weights * sizeof *wn, 8);
     const char *name = arena_str(a, op->name);
     const char *kind = arena_str(a, op->kind);
     const char *params = arena_str(a, op->params_json);
-    for (int k = 0; k < op->n_weights; k++) {
-        const char *r = arena_str(a, op->weights[k].role);
-        const char *n = arena_str(a, op->weights[k].name);
-        if (a->base) {
-            wr[k] = r;
-            wn[k] = n;
+    char *weights = NULL;
+    if (op->n_weights > 0) {
+        weights = arena_put(a, NULL, weights_json(NULL, op), 1);
+        if (weights) {
+            weights_json(weights, op);
         }
     }
     for (int k = 0; k < op->n_tensors; k++) {
@@ -294,11 +342,9 @@ static void op_layout(struct arena *a, const struct trc_op *op, const struct pla
         *jo = (struct trc__jop){.name = name,
                                 .kind = kind,
                                 .params = params,
+                                .weights = weights,
                                 .n_tensors = op->n_tensors,
-                                .n_weights = op->n_weights,
-                                .t = jt,
-                                .wrole = wr,
-                                .wname = wn};
+                                .t = jt};
         *out = jo;
     }
 }

@@ -4,7 +4,7 @@
 A trace is an SQLite file (schema/trace.sql documents every column). Tensor data are stored as
 zstd frames (one per byte plane, or one; each with content size and checksum) of the raw
 little-endian bytes after a byte shuffle by element width; this script undoes both, checks the
-lt64 content hash, and prints values. It reads trace format versions 1 and 2.
+lt64 content hash, and prints values. It reads trace format versions 1 to 3.
 
 Decompression uses the `zstandard` module when installed (pip install zstandard), else the
 `zstd` command-line tool through subprocess (which decodes concatenated frames by itself).
@@ -22,7 +22,9 @@ import subprocess
 import sys
 import urllib.parse
 
-SCHEMA_VERSION = 2  # newest format read; version 1 differs only in always having one frame
+# Newest format read. Version 2 differs only in op_weights (a table, not a view of ops.weights);
+# version 1 also in always having one zstd frame per tensor.
+SCHEMA_VERSION = 3
 WIDTH = {"f32": 4, "f16": 2, "bf16": 2, "i32": 4}
 M64 = (1 << 64) - 1
 P1, P2, P3 = 0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9

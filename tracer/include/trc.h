@@ -216,7 +216,7 @@ struct trc_writer_stats {
 int trc_writer_get_stats(trc_writer *w, struct trc_writer_stats *out);
 
 /* Version of the trace format this library writes and reads (schema/trace.sql, meta table). */
-#define TRC_SCHEMA_VERSION 2
+#define TRC_SCHEMA_VERSION 3
 
 /* ---- reader ------------------------------------------------------------------------------- */
 
