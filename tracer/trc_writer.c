@@ -132,7 +132,7 @@ static void job_process(trc_writer *w, struct trc__job *job)
     pthread_mutex_lock(&w->mu);
     publish(w, job->seqno, job->bytes);
     pthread_mutex_unlock(&w->mu);
-    trc__job_free(job);
+    trc__job_free(w, job);
     if (step_end && atomic_load(&w->werr) == 0) {
         trc__wdb_maybe_checkpoint(w);
     }
@@ -166,7 +166,7 @@ static void run_batch(trc_writer *w, struct trc__job *job)
             pthread_mutex_unlock(&w->mu);
             freed = 0;
         }
-        trc__job_free(job);
+        trc__job_free(w, job);
         if (step_end && atomic_load(&w->werr) == 0) {
             trc__wdb_maybe_checkpoint(w);
         }
@@ -282,7 +282,7 @@ static void run_taken(trc_writer *w, struct trc__job *job, bool helper)
         w->busy_wait = false;
         pthread_cond_signal(&w->cv_busy);
     }
-    trc__job_free(job);
+    trc__job_free(w, job);
 }
 
 int trc_writer_help(trc_writer *w)
@@ -517,6 +517,14 @@ static void writer_free(trc_writer *w)
     trc__codec_scratch_release(&w->cs);
     trc__codec_scratch_release(&w->pcs);
     trc__links_release(&w->links);
+    for (int k = 0; k < 2; k++) {
+        struct trc__job *j = k ? atomic_load(&w->spare) : w->spare_caller;
+        while (j) {
+            struct trc__job *next = j->next;
+            free(j);
+            j = next;
+        }
+    }
     free(w->slots);
     trc__dedupe_release(&w->dd);
     pthread_mutex_destroy(&w->mu);

@@ -380,11 +380,19 @@ static struct trc__job *op_job(trc_writer *w, const struct trc_op *op, enum trc_
 {
     struct arena a = {NULL, sizeof(struct trc__job)};
     op_layout(&a, op, pl, w->links.n_slots, NULL);
-    struct trc__job *job = malloc(a.off);
-    if (!job) {
+    struct trc__job *job = NULL;
+    const bool spare = a.off <= TRC__JOB_SPARE;
+    if (spare) {
+        if (!w->spare_caller) {
+            w->spare_caller = atomic_exchange_explicit(&w->spare, NULL, memory_order_acquire);
+        }
+        job = w->spare_caller;
+        w->spare_caller = job ? job->next : NULL;
+    }
+    if (!job && !(job = malloc(spare ? TRC__JOB_SPARE : a.off))) {
         return NULL;
     }
-    *job = (struct trc__job){.kind = TRC__JOB_OP, .bytes = a.off, .quiet = true};
+    *job = (struct trc__job){.kind = TRC__JOB_OP, .bytes = a.off, .quiet = true, .spare = spare};
     a = (struct arena){(uint8_t *)job, sizeof(struct trc__job)};
     op_layout(&a, op, pl, w->links.n_slots, &job->op);
     struct trc__jop *jo = job->op;

@@ -24,12 +24,20 @@
  * first ops while the compressor works on the next ones. */
 enum { FORWARD_BYTES = 256 << 10, SEEN = 1024 };
 
-void trc__job_free(struct trc__job *job)
+void trc__job_free(trc_writer *w, struct trc__job *job)
 {
     if (job && job->kind == TRC__JOB_OP) {
         for (int k = 0; k < job->op->n_tensors; k++) {
             free(job->op->t[k].blob);
         }
+    }
+    if (job && job->spare) {
+        struct trc__job *top = atomic_load_explicit(&w->spare, memory_order_relaxed);
+        do {
+            job->next = top;
+        } while (!atomic_compare_exchange_weak_explicit(&w->spare, &top, job, memory_order_release,
+                                                        memory_order_relaxed));
+        return;
     }
     free(job);
 }
