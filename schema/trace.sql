@@ -4,8 +4,9 @@
 -- nothing else creates tables. Readers check meta.schema_version: versions 1 to 3 are read, a
 -- newer one is refused with both version numbers in the message, one below 1 is refused. The
 -- older versions are read as they are, with the same queries:
---   * version 2 has a table op_weights (op_id, role, name), one row per weight of an op, where
---     version 3 has the column ops.weights and a view op_weights with the same columns;
+--   * version 2 has tables op_tensors (op_id, role, tensor_id) and op_weights (op_id, role,
+--     name), one row per tensor or weight of an op, where version 3 has the columns
+--     ops.tensors and ops.weights and views op_tensors and op_weights with the same columns;
 --   * version 1 is version 2 whose tensor data are always ONE zstd frame, the one-frame case of
 --     version 2's codec (see tensors below).
 --
@@ -155,38 +156,40 @@ CREATE TABLE ops (
                                     -- scale, ... (engine); NULL when none
     elapsed_ns INTEGER,             -- engine time spent in the op; NULL when not measured
     level      TEXT NOT NULL,       -- 'stats' or 'full': what the recording rules kept
-    weights    TEXT                 -- JSON object role -> GGUF tensor name of the weights the op
+    weights    TEXT,                -- JSON object role -> GGUF tensor name of the weights the op
                                     -- used, e.g. '{"weight":"blk.0.attn_q.weight"}'; NULL when
-                                    -- none (engine). Query them through the view op_weights.
+                                    -- none (engine). The view op_weights has one row per weight.
+    tensors    TEXT                 -- JSON object role -> tensors.id of the op's tensors, in the
+                                    -- order the engine gave them, e.g. '{"in0":17,"out":18}';
+                                    -- NULL when none (writer). The view op_tensors has one row
+                                    -- per tensor.
 );
 CREATE INDEX ops_by_step ON ops (run_id, step, seq);
 -- ops_by_name (name, run_id, step): built at close, see the end of this file.
 
--- The tensors of an op by role: 'in0', 'in1', ... inputs; 'out' the result; for rope ops also
--- 'pos' (i32 [n_pos] positions), 'cos' and 'sin' (f32 [n_pos, n_rot/2] tables actually used);
--- for cache ops the rows written. (writer) Several ops often hold the same tensor: an input that
--- is an earlier op's output (attn_q's in0 is attn_norm's out) is one row, found by content or,
--- when the engine says so (trc_op_record_linked), by that link without hashing.
-CREATE TABLE op_tensors (
-    op_id     INTEGER NOT NULL REFERENCES ops (id),
-    role      TEXT NOT NULL,
-    tensor_id INTEGER NOT NULL REFERENCES tensors (id),
-    PRIMARY KEY (op_id, role)
-) WITHOUT ROWID;
--- No index on tensor_id: "which ops hold tensor T" scans this table (about 1000 rows per decode
--- step of a 22-layer model, a few ms for a long trace). Built at close, such an index cost 7 ms
--- of every close (33 steps), the largest part of recording's cost at level stats.
+-- The tensors of an op by role, one row per (op, role) of ops.tensors: 'in0', 'in1', ... inputs;
+-- 'out' the result; for rope ops also 'pos' (i32 [n_pos] positions), 'cos' and 'sin' (f32
+-- [n_pos, n_rot/2] tables actually used); for cache ops the rows written. (writer) Several ops
+-- often hold the same tensor: an input that is an earlier op's output (attn_q's in0 is
+-- attn_norm's out) is one row of tensors, found by content or, when the engine says so
+-- (trc_op_record_linked), by that link without hashing. Version 2 files have a table of this
+-- name and these columns instead: about 1000 rows per decode step of a 22-layer model, 0.8 us
+-- each on the recording's critical path. "Which ops hold tensor T" scans either.
+CREATE VIEW op_tensors AS
+SELECT o.id    AS op_id,
+       t.key   AS role,
+       t.value AS tensor_id
+FROM ops o, json_each(o.tensors) t;
 
 -- Weights used by an op, referenced by GGUF tensor name in the model runs.model_sha256
 -- identifies; never copied into the trace: one row per (op, role) of ops.weights. Version 2
--- files have a table of this name and these columns instead (one row inserted per weight, 200
--- rows per decode step of a 22-layer model, 2 us each on the recording's critical path).
+-- files have a table of this name and these columns instead (200 rows per decode step of a
+-- 22-layer model, 2 us each on the recording's critical path).
 CREATE VIEW op_weights AS
 SELECT o.id    AS op_id,
        w.key   AS role, -- 'weight', 'bias', ...
        w.value AS name  -- GGUF tensor name, e.g. 'blk.0.attn_q.weight'
-FROM ops o, json_each(o.weights) w
-WHERE o.weights IS NOT NULL;
+FROM ops o, json_each(o.weights) w;
 
 -- Tensor contents, stored once per distinct (hash, dtype, shape): the cos/sin tables of a step
 -- are shared by all its layers. A tensor recorded at level 'stats' has a row too (hash and
@@ -272,18 +275,16 @@ SELECT o.run_id, o.step, o.seq, o.layer, o.kind, o.name, o.id AS op_id, o.pos0, 
        o.level, o.elapsed_ns, t.id AS tensor_id, t.dtype, t.shape, t.min, t.max, t.mean,
        t.rms, t.n_nan, t.n_inf, t.nbytes, length(t.data) AS stored_bytes
 FROM ops o
-LEFT JOIN op_tensors ot ON ot.op_id = o.id AND ot.role = 'out'
-LEFT JOIN tensors t ON t.id = ot.tensor_id
+LEFT JOIN tensors t ON t.id = (SELECT value FROM json_each(o.tensors) WHERE key = 'out')
 ORDER BY o.run_id, o.step, o.seq;
 
 -- Every tensor of every op (inputs included), with stats and sizes.
 CREATE VIEW v_op_tensors AS
-SELECT o.run_id, o.step, o.seq, o.layer, o.name, o.id AS op_id, ot.role, t.id AS tensor_id,
-       t.dtype, t.shape, t.n_elems, t.min, t.max, t.mean, t.rms, t.n_nan, t.n_inf, t.nbytes,
-       length(t.data) AS stored_bytes, t.hash, t.partial
-FROM ops o
-JOIN op_tensors ot ON ot.op_id = o.id
-JOIN tensors t ON t.id = ot.tensor_id;
+SELECT o.run_id, o.step, o.seq, o.layer, o.name, o.id AS op_id, ot.key AS role,
+       t.id AS tensor_id, t.dtype, t.shape, t.n_elems, t.min, t.max, t.mean, t.rms, t.n_nan,
+       t.n_inf, t.nbytes, length(t.data) AS stored_bytes, t.hash, t.partial
+FROM ops o, json_each(o.tensors) ot
+JOIN tensors t ON t.id = ot.value;
 
 -- Ops with a NaN or an Inf in any of their tensors.
 CREATE VIEW v_nonfinite AS
@@ -304,14 +305,12 @@ WITH RECURSIVE rr (op_id, row, n) AS (
     SELECT op_id, row + 1, n FROM rr WHERE row + 1 < n
 )
 SELECT o.run_id, o.step, o.layer, o.name, o.id AS op_id, rr.row,
-       coalesce(t_at(p.tensor_id, rr.row), o.pos0 + rr.row) AS pos,
-       t_slice(c.tensor_id, rr.row) AS cos,
-       t_slice(s.tensor_id, rr.row) AS sin
+       coalesce(t_at((SELECT value FROM json_each(o.tensors) WHERE key = 'pos'), rr.row),
+                o.pos0 + rr.row) AS pos,
+       t_slice((SELECT value FROM json_each(o.tensors) WHERE key = 'cos'), rr.row) AS cos,
+       t_slice((SELECT value FROM json_each(o.tensors) WHERE key = 'sin'), rr.row) AS sin
 FROM rr
 JOIN ops o ON o.id = rr.op_id
-LEFT JOIN op_tensors p ON p.op_id = o.id AND p.role = 'pos'
-LEFT JOIN op_tensors c ON c.op_id = o.id AND c.role = 'cos'
-LEFT JOIN op_tensors s ON s.op_id = o.id AND s.role = 'sin'
 ORDER BY o.run_id, o.step, o.seq, rr.row;
 
 -- ---- built at close -------------------------------------------------------------------------

@@ -122,17 +122,46 @@ static void write_all_dtypes(const char *path, bool sync)
     ck_assert_int_eq(trc_writer_close(w), 0);
 }
 
-/* Rewrites a version 3 file the way version 2 stored weights: a table op_weights, no
- * ops.weights column. */
+/* Rewrites a version 3 file as version 2 stored it: tables op_tensors and op_weights, no
+ * ops.tensors and ops.weights, and version 2's views over the table op_tensors. */
 static void to_v2_layout(const char *path)
 {
-    rw_exec(path, "CREATE TABLE w2 (op_id INTEGER NOT NULL, role TEXT NOT NULL, name TEXT NOT "
-                  "NULL, PRIMARY KEY (op_id, role)) WITHOUT ROWID;"
-                  "INSERT INTO w2 SELECT op_id, role, name FROM op_weights;"
-                  "DROP VIEW op_weights; ALTER TABLE w2 RENAME TO op_weights;"
-                  "ALTER TABLE ops DROP COLUMN weights;"
-                  "UPDATE meta SET value = '2' WHERE key = 'schema_version';"
-                  "PRAGMA user_version = 2");
+    rw_exec(
+        path,
+        "CREATE TABLE t2 (op_id INTEGER NOT NULL, role TEXT NOT NULL, tensor_id INTEGER NOT "
+        "NULL, PRIMARY KEY (op_id, role)) WITHOUT ROWID;"
+        "INSERT INTO t2 SELECT op_id, role, tensor_id FROM op_tensors;"
+        "CREATE TABLE w2 (op_id INTEGER NOT NULL, role TEXT NOT NULL, name TEXT NOT NULL, "
+        "PRIMARY KEY (op_id, role)) WITHOUT ROWID;"
+        "INSERT INTO w2 SELECT op_id, role, name FROM op_weights;"
+        "DROP VIEW op_tensors; DROP VIEW op_weights; DROP VIEW v_op_stats; DROP VIEW v_op_tensors;"
+        "DROP VIEW v_nonfinite; DROP VIEW v_residual_rms; DROP VIEW v_rope;"
+        "ALTER TABLE t2 RENAME TO op_tensors; ALTER TABLE w2 RENAME TO op_weights;"
+        "ALTER TABLE ops DROP COLUMN weights; ALTER TABLE ops DROP COLUMN tensors;"
+        "CREATE VIEW v_op_stats AS SELECT o.run_id, o.step, o.seq, o.layer, o.kind, o.name, "
+        "o.id AS op_id, o.pos0, o.n_pos, o.level, o.elapsed_ns, t.id AS tensor_id, t.dtype, "
+        "t.shape, t.min, t.max, t.mean, t.rms, t.n_nan, t.n_inf, t.nbytes, length(t.data) AS "
+        "stored_bytes FROM ops o LEFT JOIN op_tensors ot ON ot.op_id = o.id AND ot.role = 'out' "
+        "LEFT JOIN tensors t ON t.id = ot.tensor_id ORDER BY o.run_id, o.step, o.seq;"
+        "CREATE VIEW v_op_tensors AS SELECT o.run_id, o.step, o.seq, o.layer, o.name, o.id AS "
+        "op_id, ot.role, t.id AS tensor_id, t.dtype, t.shape, t.n_elems, t.min, t.max, t.mean, "
+        "t.rms, t.n_nan, t.n_inf, t.nbytes, length(t.data) AS stored_bytes, t.hash, t.partial "
+        "FROM ops o JOIN op_tensors ot ON ot.op_id = o.id JOIN tensors t ON t.id = ot.tensor_id;"
+        "CREATE VIEW v_nonfinite AS SELECT * FROM v_op_tensors WHERE n_nan > 0 OR n_inf > 0 "
+        "ORDER BY run_id, step, seq;"
+        "CREATE VIEW v_residual_rms AS SELECT run_id, step, layer, rms, max(abs(min), abs(max)) "
+        "AS maxabs, op_id FROM v_op_stats WHERE name LIKE 'blk.%.l_out' ORDER BY run_id, step, "
+        "layer;"
+        "CREATE VIEW v_rope AS WITH RECURSIVE rr (op_id, row, n) AS (SELECT id, 0, n_pos FROM ops "
+        "WHERE kind = 'rope' AND n_pos > 0 UNION ALL SELECT op_id, row + 1, n FROM rr WHERE row + "
+        "1 < n) SELECT o.run_id, o.step, o.layer, o.name, o.id AS op_id, rr.row, "
+        "coalesce(t_at(p.tensor_id, rr.row), o.pos0 + rr.row) AS pos, t_slice(c.tensor_id, "
+        "rr.row) AS cos, t_slice(s.tensor_id, rr.row) AS sin FROM rr JOIN ops o ON o.id = "
+        "rr.op_id LEFT JOIN op_tensors p ON p.op_id = o.id AND p.role = 'pos' LEFT JOIN "
+        "op_tensors c ON c.op_id = o.id AND c.role = 'cos' LEFT JOIN op_tensors s ON s.op_id = "
+        "o.id AND s.role = 'sin' ORDER BY o.run_id, o.step, o.seq, rr.row;"
+        "UPDATE meta SET value = '2' WHERE key = 'schema_version';"
+        "PRAGMA user_version = 2");
 }
 
 static void check_all_dtypes(const char *path)
@@ -142,6 +171,13 @@ static void check_all_dtypes(const char *path)
                              "SELECT group_concat(op_id || ':' || role || '=' || name, ';') FROM "
                              "(SELECT * FROM op_weights ORDER BY op_id, role)"),
                      "1:b\"i\\as=odd\tname\x01;1:weight=blk.0.attn_norm.weight");
+    ck_assert_str_eq(lt_sql1(trc_reader_sql_handle(r),
+                             "SELECT group_concat(role || '=' || tensor_id || ':' || dtype, ';') "
+                             "FROM (SELECT * FROM v_op_tensors WHERE op_id = 1 ORDER BY role)"),
+                     "in0=2:f16;in1=3:bf16;out=1:f32;pos=4:i32");
+    ck_assert_str_eq(lt_sql1(trc_reader_sql_handle(r),
+                             "SELECT tensor_id || ',' || shape FROM v_op_stats WHERE op_id = 1"),
+                     "1,[2,3]");
     int64_t tid;
     struct trc_tensor_info ti;
     ck_assert_int_eq(trc_reader_op_tensor(r, 1, "out", &tid), 0);
@@ -256,6 +292,8 @@ START_TEST(test_trace_roundtrip_runs_steps_ops)
                      "complete,1, upon");
     ck_assert_str_eq(lt_sql1(db, "SELECT value FROM meta WHERE key = 'schema_version'"), "3");
     ck_assert_str_eq(lt_sql1(db, "PRAGMA user_version"), "3");
+    ck_assert_str_eq(lt_sql1(db, "SELECT tensors FROM ops WHERE id = 1"),
+                     "{\"out\":1,\"in0\":2,\"in1\":3,\"pos\":4}");
     ck_assert_str_eq(lt_sql1(db, "SELECT weights FROM ops WHERE id = 1"),
                      "{\"weight\":\"blk.0.attn_norm.weight\",\"b\\\"i\\\\as\":"
                      "\"odd\\u0009name\\u0001\"}");

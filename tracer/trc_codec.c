@@ -439,6 +439,42 @@ static size_t put_dec(char *buf, size_t cap, size_t k, int64_t v)
     return k;
 }
 
+size_t trc__json_str(char *dst, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n = 0;
+#define PUT(c) (dst ? (void)(dst[n] = (char)(c)) : (void)0, n++)
+    PUT('"');
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        if (*p == '"' || *p == '\\') {
+            PUT('\\');
+            PUT(*p);
+        } else if (*p < 0x20) {
+            PUT('\\');
+            PUT('u');
+            PUT('0');
+            PUT('0');
+            PUT(hex[*p >> 4]);
+            PUT(hex[*p & 15]);
+        } else {
+            PUT(*p);
+        }
+    }
+    PUT('"');
+#undef PUT
+    return n;
+}
+
+size_t trc__json_dec(char *dst, int64_t v)
+{
+    char tmp[24];
+    size_t k = put_dec(tmp, sizeof tmp, 0, v);
+    if (dst) {
+        memcpy(dst, tmp, k);
+    }
+    return k;
+}
+
 /* On the writer's path for every tensor row: no printf. Truncated (still terminated) when
  * cap is too small, which 96 bytes never is for 4 dims. */
 char *trc__shape_json(char *buf, size_t cap, int n_dims, const int64_t *shape)

@@ -120,6 +120,10 @@ size_t trc__scan_f32_avx2(const float *x, size_t n, uint64_t v[4], struct trc__l
  * canonical form of a shape into buf (returns buf). */
 int trc__shape_parse(const char *json, int *n_dims, int64_t shape[4]);
 char *trc__shape_json(char *buf, size_t cap, int n_dims, const int64_t *shape);
+/* Writes s as a JSON string (quoted, escaped; UTF-8 kept) or the non-negative v in decimal at
+ * dst, unterminated; dst NULL only measures. Return the length. */
+size_t trc__json_str(char *dst, const char *s);
+size_t trc__json_dec(char *dst, int64_t v);
 
 /* A tensor read back from a trace: header columns always; raw (unshuffled, verified) data and
  * known indices only when loaded with data. */
@@ -143,9 +147,10 @@ struct trc__tensor {
 /* Loads tensor `id` of schema `schema` ("main" or an attached name; NULL = main) from db. With
  * want_data, decompresses and verifies the data (schema/trace.sql lists the checks). Returns 0,
  * TRC_ENOTFOUND, TRC_ECORRUPT, TRC_ENOMEM or TRC_ESQL with a message in msg ("tensor 12: ...").
- * Release with trc__tensor_release (also after a failure). */
+ * Release with trc__tensor_release (also after a failure). With cache, the statement is kept in
+ * *cache for the next call with the same db and schema (the caller finalizes it). */
 int trc__tensor_load(sqlite3 *db, const char *schema, int64_t id, int want_data,
-                     struct trc__tensor *t, char *msg, size_t msglen);
+                     struct trc__tensor *t, sqlite3_stmt **cache, char *msg, size_t msglen);
 void trc__tensor_release(struct trc__tensor *t);
 
 /* Compresses n_stored elements (raw bytes) into a blob held by the scratch (valid until its next

@@ -22,6 +22,8 @@ struct trc_reader {
     char *path;
     bool writer_active;  /* a writer held the trace's lock when we opened it */
     sqlite3_stmt *st_op; /* trc_reader_op's row, kept so its strings stay valid */
+    /* statements run once per tensor (a diff reads every op's): prepared once */
+    sqlite3_stmt *st_op_tensor, *st_tensor;
     char msg[TRC__MSG_SIZE];
 };
 
@@ -210,6 +212,8 @@ void trc_reader_close(trc_reader *r)
         return;
     }
     sqlite3_finalize(r->st_op);
+    sqlite3_finalize(r->st_op_tensor);
+    sqlite3_finalize(r->st_tensor);
     sqlite3_close_v2(r->db);
     free(r->path);
     free(r);
@@ -468,18 +472,20 @@ int trc_reader_op(trc_reader *r, int64_t op_id, struct trc_op_info *out)
 
 int trc_reader_op_tensor(trc_reader *r, int64_t op_id, const char *role, int64_t *tensor_id)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(r->db, "SELECT tensor_id FROM op_tensors WHERE op_id = ?1 AND role = ?2",
-                           -1, &st, NULL) != SQLITE_OK) {
+    if (!r->st_op_tensor &&
+        sqlite3_prepare_v3(r->db, "SELECT tensor_id FROM op_tensors WHERE op_id = ?1 AND role = ?2",
+                           -1, SQLITE_PREPARE_PERSISTENT, &r->st_op_tensor, NULL) != SQLITE_OK) {
         return fail(r, TRC_ESQL, "%s: %s", r->path, sqlite3_errmsg(r->db));
     }
+    sqlite3_stmt *st = r->st_op_tensor;
     sqlite3_bind_int64(st, 1, op_id);
     sqlite3_bind_text(st, 2, role ? role : "", -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         *tensor_id = sqlite3_column_int64(st, 0);
     }
-    sqlite3_finalize(st);
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
     if (rc == SQLITE_ROW) {
         return 0;
     }
@@ -494,7 +500,7 @@ int trc_reader_op_tensor(trc_reader *r, int64_t op_id, const char *role, int64_t
 static int load(trc_reader *r, int64_t id, int want_data, struct trc__tensor *t)
 {
     char m[TRC__MSG_SIZE];
-    int rc = trc__tensor_load(r->db, "main", id, want_data, t, m, sizeof m);
+    int rc = trc__tensor_load(r->db, "main", id, want_data, t, &r->st_tensor, m, sizeof m);
     if (rc < 0) {
         trc__tensor_release(t);
         return fail(r, rc, "%s: %s", r->path, m);

@@ -100,8 +100,8 @@ static int get_tensor(sqlite3_context *ctx, const char *fn, sqlite3_value *v, in
     }
     }
     char m[TRC__MSG_SIZE];
-    int rc =
-        trc__tensor_load(sqlite3_context_db_handle(ctx), schema, id, want_data, t, m, sizeof m);
+    int rc = trc__tensor_load(sqlite3_context_db_handle(ctx), schema, id, want_data, t, NULL, m,
+                              sizeof m);
     if (rc < 0) {
         trc__tensor_release(t);
         snprintf(msg, sizeof msg, "%s: %s", fn, m);

@@ -132,8 +132,19 @@ static int load_data(sqlite3_stmt *st, struct trc__tensor *t, const char *tname,
     return 0;
 }
 
+/* A statement kept in a cache is reset for its next use; any other is finalized. */
+static void done_with(sqlite3_stmt *st, sqlite3_stmt **cache)
+{
+    if (cache) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+    } else {
+        sqlite3_finalize(st);
+    }
+}
+
 int trc__tensor_load(sqlite3 *db, const char *schema, int64_t id, int want_data,
-                     struct trc__tensor *t, char *msg, size_t msglen)
+                     struct trc__tensor *t, sqlite3_stmt **cache, char *msg, size_t msglen)
 {
     char sql[400];
     char tname[96];
@@ -153,10 +164,14 @@ int trc__tensor_load(sqlite3 *db, const char *schema, int64_t id, int want_data,
              "n_inf, partial, n_known, known, length(data), CASE WHEN ?2 THEN data END "
              "FROM \"%s\".tensors WHERE id = ?1",
              schema);
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+    sqlite3_stmt *st = cache ? *cache : NULL;
+    if (!st && sqlite3_prepare_v3(db, sql, -1, cache ? SQLITE_PREPARE_PERSISTENT : 0, &st, NULL) !=
+                   SQLITE_OK) {
         snprintf(msg, msglen, "tensor %s: %s", tname, sqlite3_errmsg(db));
         return TRC_ESQL;
+    }
+    if (cache) {
+        *cache = st;
     }
     sqlite3_bind_int64(st, 1, id);
     sqlite3_bind_int(st, 2, want_data != 0);
@@ -167,7 +182,7 @@ int trc__tensor_load(sqlite3 *db, const char *schema, int64_t id, int want_data,
         } else {
             snprintf(msg, msglen, "tensor %s: %s", tname, sqlite3_errmsg(db));
         }
-        sqlite3_finalize(st);
+        done_with(st, cache);
         return rc == SQLITE_DONE ? TRC_ENOTFOUND : TRC_ESQL;
     }
     rc = load_header(st, t, tname, msg, msglen);
@@ -177,6 +192,6 @@ int trc__tensor_load(sqlite3 *db, const char *schema, int64_t id, int want_data,
     if (rc == 0 && want_data && t->has_data) {
         rc = load_data(st, t, tname, msg, msglen);
     }
-    sqlite3_finalize(st);
+    done_with(st, cache);
     return rc;
 }

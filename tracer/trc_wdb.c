@@ -102,7 +102,6 @@ static int run(trc_writer *w, sqlite3_stmt *st, const char *what, char *msg, siz
 static int flush_rows(trc_writer *w, char *msg, size_t msglen)
 {
     int rc = trc__batch_flush(&w->b_ops, w->db, msg, msglen);
-    rc = rc < 0 ? rc : trc__batch_flush(&w->b_optensors, w->db, msg, msglen);
     return rc < 0 ? rc : trc__batch_flush(&w->b_tensors, w->db, msg, msglen);
 }
 
@@ -110,7 +109,6 @@ static int flush_rows(trc_writer *w, char *msg, size_t msglen)
 static void rolled_back(trc_writer *w)
 {
     trc__batch_discard(&w->b_ops);
-    trc__batch_discard(&w->b_optensors);
     trc__batch_discard(&w->b_tensors);
     w->next_tensor_id = w->tx_tensor_id;
     w->dd.stale = true;
@@ -211,9 +209,8 @@ static int prepare_all(trc_writer *w, char *msg, size_t msglen)
     }
     if (trc__batch_init(&w->b_ops, w->db, "ops",
                         "id, run_id, step, seq, layer, kind, name, pos0, n_pos, params, "
-                        "elapsed_ns, level, weights",
-                        13) < 0 ||
-        trc__batch_init(&w->b_optensors, w->db, "op_tensors", "op_id, role, tensor_id", 3) < 0 ||
+                        "elapsed_ns, level, weights, tensors",
+                        14) < 0 ||
         trc__batch_init(&w->b_tensors, w->db, "tensors", TENSOR_COLS, TENSOR_NCOLS) < 0) {
         return sql_fail(w, "cannot prepare the writer's statements", msg, msglen);
     }
@@ -400,7 +397,6 @@ int trc__wdb_close(trc_writer *w, char *msg, size_t msglen)
         sqlite3_finalize(all[i]);
     }
     trc__batch_release(&w->b_ops);
-    trc__batch_release(&w->b_optensors);
     trc__batch_release(&w->b_tensors);
     /* Leaving WAL checkpoints and removes the -wal file: the closed trace is one file. If it
      * fails (disk full), the WAL stays and still holds every committed step. */
@@ -833,10 +829,11 @@ static int tensor_store(trc_writer *w, enum trc_level level, const struct trc__j
     return rc < 0 ? rc : slot_set(w, t->slot, &me);
 }
 
-static int op_row(trc_writer *w, const struct trc__jop *op, char *msg, size_t msglen)
+static int op_row(trc_writer *w, const struct trc__jop *op, const char *tensors, char *msg,
+                  size_t msglen)
 {
     const struct trc__bval none = {TRC__BV_NULL, 0, NULL, 0};
-    struct trc__bval row[13] = {
+    struct trc__bval row[14] = {
         {TRC__BV_INT, op->id, NULL, 0},
         {TRC__BV_INT, op->run_id, NULL, 0},
         {TRC__BV_INT, op->step, NULL, 0},
@@ -850,23 +847,62 @@ static int op_row(trc_writer *w, const struct trc__jop *op, char *msg, size_t ms
         op->elapsed_ns >= 0 ? (struct trc__bval){TRC__BV_INT, op->elapsed_ns, NULL, 0} : none,
         {TRC__BV_TEXT, 0, op->level == TRC_LEVEL_FULL ? "full" : "stats", 0},
         op->weights ? (struct trc__bval){TRC__BV_TEXT, 0, op->weights, 0} : none,
+        tensors ? (struct trc__bval){TRC__BV_TEXT, 0, tensors, 0} : none,
     };
     return trc__batch_add(&w->b_ops, w->db, row, msg, msglen);
+}
+
+/* tids[k] is the tensor id of the op's tensor k: the ops.tensors JSON object, role -> id in the
+ * order given, into the writer's buffer (NULL when out of memory). */
+static const char *tensors_json(trc_writer *w, const struct trc__jop *op, const int64_t *tids)
+{
+    size_t n = 2;
+    for (int k = 0; k < op->n_tensors; k++) {
+        n += trc__json_str(NULL, op->t[k].role) + trc__json_dec(NULL, tids[k]) + 2;
+    }
+    if (n > w->ojs_cap) {
+        char *b = realloc(w->ojs, n);
+        if (!b) {
+            return NULL;
+        }
+        w->ojs = b;
+        w->ojs_cap = n;
+    }
+    char *p = w->ojs;
+    for (int k = 0; k < op->n_tensors; k++) {
+        *p++ = k ? ',' : '{';
+        p += trc__json_str(p, op->t[k].role);
+        *p++ = ':';
+        p += trc__json_dec(p, tids[k]);
+    }
+    *p++ = '}';
+    *p = '\0';
+    return w->ojs;
 }
 
 static int op_insert(trc_writer *w, const struct trc__jop *op, char *msg, size_t msglen)
 {
     char m[TRC__MSG_SIZE];
-    int rc = op_row(w, op, m, sizeof m);
+    int64_t stack[8];
+    int64_t *tids = op->n_tensors <= 8 ? stack : malloc((size_t)op->n_tensors * sizeof *tids);
+    int rc = tids ? 0 : TRC_ENOMEM;
+    if (rc < 0) {
+        snprintf(m, sizeof m, "out of memory");
+    }
     for (int k = 0; rc == 0 && k < op->n_tensors; k++) {
-        int64_t tid = 0;
-        rc = tensor_store(w, op->level, &op->t[k], &tid, m, sizeof m);
-        if (rc == 0) {
-            const struct trc__bval row[3] = {{TRC__BV_INT, op->id, NULL, 0},
-                                             {TRC__BV_TEXT, 0, op->t[k].role, 0},
-                                             {TRC__BV_INT, tid, NULL, 0}};
-            rc = trc__batch_add(&w->b_optensors, w->db, row, m, sizeof m);
+        rc = tensor_store(w, op->level, &op->t[k], &tids[k], m, sizeof m);
+    }
+    if (rc == 0) {
+        const char *js = op->n_tensors > 0 ? tensors_json(w, op, tids) : NULL;
+        if (op->n_tensors > 0 && !js) {
+            rc = TRC_ENOMEM;
+            snprintf(m, sizeof m, "out of memory");
+        } else {
+            rc = op_row(w, op, js, m, sizeof m);
         }
+    }
+    if (tids != stack) {
+        free(tids);
     }
     if (rc < 0) {
         snprintf(msg, msglen, "op '%s' (step %lld): %s", op->name, (long long)op->step, m);

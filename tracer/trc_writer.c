@@ -526,6 +526,7 @@ static void writer_free(trc_writer *w)
         }
     }
     free(w->slots);
+    free(w->ojs);
     trc__dedupe_release(&w->dd);
     pthread_mutex_destroy(&w->mu);
     pthread_cond_destroy(&w->cv_work);

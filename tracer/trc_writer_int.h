@@ -211,7 +211,9 @@ struct trc_writer {
     struct trc_writer_stats wst; /* the worker's counters, copied into st after each job */
     char *schema_at_close;       /* the part of schema/trace.sql run by trc__wdb_close */
     sqlite3_stmt *st_tins, *st_tupd, *st_tblob, *st_token, *st_step;
-    struct trc__batch b_ops, b_optensors;
+    struct trc__batch b_ops;
+    char *ojs; /* ops.tensors of the op being written (trc_wdb.c), ojs_cap bytes */
+    size_t ojs_cap;
     /* Tensor rows without data (level stats) wait in b_tensors like the rows above, so their
      * ids are the writer's: next_tensor_id, back to tx_tensor_id when a transaction rolls back.
      * The table starts empty (trc_writer_open only creates files). */

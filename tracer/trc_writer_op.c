@@ -268,33 +268,6 @@ static void tensor_layout(struct arena *a, const struct trc_tensor *t, const str
     }
 }
 
-/* s as a JSON string into dst (NULL: only measures); returns its length. */
-static size_t json_str(char *dst, const char *s)
-{
-    static const char hex[] = "0123456789abcdef";
-    size_t n = 0;
-#define PUT(c) (dst ? (void)(dst[n] = (char)(c)) : (void)0, n++)
-    PUT('"');
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\') {
-            PUT('\\');
-            PUT(*p);
-        } else if (*p < 0x20) {
-            PUT('\\');
-            PUT('u');
-            PUT('0');
-            PUT('0');
-            PUT(hex[*p >> 4]);
-            PUT(hex[*p & 15]);
-        } else {
-            PUT(*p);
-        }
-    }
-    PUT('"');
-#undef PUT
-    return n;
-}
-
 /* The op's weights as the NUL-terminated JSON object {"ROLE": "NAME", ...} of ops.weights, into
  * dst (NULL: only measures); returns its size with the NUL. */
 static size_t weights_json(char *dst, const struct trc_op *op)
@@ -305,12 +278,12 @@ static size_t weights_json(char *dst, const struct trc_op *op)
             dst[n] = k ? ',' : '{';
         }
         n++;
-        n += json_str(dst ? dst + n : NULL, op->weights[k].role);
+        n += trc__json_str(dst ? dst + n : NULL, op->weights[k].role);
         if (dst) {
             dst[n] = ':';
         }
         n++;
-        n += json_str(dst ? dst + n : NULL, op->weights[k].name);
+        n += trc__json_str(dst ? dst + n : NULL, op->weights[k].name);
     }
     if (dst) {
         dst[n] = '}';
