@@ -22,8 +22,8 @@ import subprocess
 import sys
 import urllib.parse
 
-# Newest format read. Version 2 differs only in op_weights (a table, not a view of ops.weights);
-# version 1 also in always having one zstd frame per tensor.
+# Newest format read. Version 2 differs only in op_tensors and op_weights (tables, not views of
+# ops.tensors and ops.weights); version 1 also in always having one zstd frame per tensor.
 SCHEMA_VERSION = 3
 WIDTH = {"f32": 4, "f16": 2, "bf16": 2, "i32": 4}
 M64 = (1 << 64) - 1
