@@ -398,6 +398,56 @@ START_TEST(test_trace_roundtrip_mixed_levels_ids)
 }
 END_TEST
 
+/* An op with more tensors than the writer keeps on its stack (8): every role reaches
+ * ops.tensors in the order given and reads back, at both levels, threaded or synchronous. */
+START_TEST(test_trace_roundtrip_many_tensors)
+{
+    enum { N = 11 };
+    for (int sync = 0; sync < 2; sync++) {
+        const char *p = lt_tmp_path("trace", sync ? "many_sync.trace" : "many.trace");
+        trc_writer *w = lt_writer_open(p, sync);
+        ck_assert_int_eq(trc_writer_add_rule(w, "stats"), 0);
+        ck_assert_int_eq(trc_writer_add_rule(w, "full:wide.full"), 0);
+        ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);
+        ck_assert_int_eq(trc_step_begin(w, 0, 0, 1), 0);
+        float x[N][4];
+        char roles[N][8];
+        struct trc_tensor ts[N];
+        for (int k = 0; k < N; k++) {
+            for (int i = 0; i < 4; i++) {
+                x[k][i] = (float)(10 * k + i);
+            }
+            snprintf(roles[k], sizeof roles[k], k ? "in%d" : "out", k - 1);
+            ts[k] = t1(roles[k], TRC_DTYPE_F32, 4, 0, x[k]);
+        }
+        ck_assert_int_eq(rec(w, "wide.stats", ts, N), 0);
+        ck_assert_int_eq(rec(w, "wide.full", ts, N), 0);
+        ck_assert_int_eq(trc_step_end(w, -1), 0);
+        ck_assert_int_eq(trc_writer_close(w), 0);
+        trc_reader *r = ropen(p);
+        void *db = trc_reader_sql_handle(r);
+        ck_assert_str_eq(lt_sql1(db, "SELECT tensors FROM ops WHERE id = 1"),
+                         "{\"out\":1,\"in0\":2,\"in1\":3,\"in2\":4,\"in3\":5,\"in4\":6,"
+                         "\"in5\":7,\"in6\":8,\"in7\":9,\"in8\":10,\"in9\":11}");
+        ck_assert_str_eq(lt_sql1(db, "SELECT group_concat(role, ',') FROM op_tensors WHERE "
+                                     "op_id = 2"),
+                         "out,in0,in1,in2,in3,in4,in5,in6,in7,in8,in9");
+        ck_assert_str_eq(lt_sql1(db, "SELECT count(*) || ',' || sum(data IS NOT NULL) FROM "
+                                     "tensors"),
+                         "11,11"); /* the same contents: op 2 (full) gave op 1's rows data */
+        for (int k = 0; k < N; k++) {
+            int64_t tid = 0;
+            float back[4];
+            ck_assert_int_eq(trc_reader_op_tensor(r, 2, roles[k], &tid), 0);
+            ck_assert_int_eq(tid, k + 1);
+            ck_assert_int_eq(trc_reader_tensor_f32(r, tid, back, 4), 0);
+            ck_assert(back[0] == (float)(10 * k) && back[3] == (float)(10 * k + 3));
+        }
+        trc_reader_close(r);
+    }
+}
+END_TEST
+
 START_TEST(test_trace_roundtrip_partial)
 {
     const char *p = lt_tmp_path("trace", "partial.trace");
@@ -918,6 +968,7 @@ Suite *trace_suite(void)
     tcase_add_test(rt, test_trace_roundtrip_runs_steps_ops);
     tcase_add_test(rt, test_trace_roundtrip_dedupe);
     tcase_add_test(rt, test_trace_roundtrip_partial);
+    tcase_add_test(rt, test_trace_roundtrip_many_tensors);
     tcase_add_test(rt, test_trace_roundtrip_mixed_levels_ids);
     suite_add_tcase(s, rt);
     TCase *core = tcase_create("core");
