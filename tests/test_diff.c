@@ -124,7 +124,7 @@ static void token_by_token(const char *path)
     struct lm_ctx_opts co = {0};
     ck_assert_msg(vw_trace_open(&t, clean, err, sizeof err) == 0, "%s", err);
     ck_assert_int_eq(lm_model_open(model, &m, err, sizeof err), 0);
-    struct trc_writer_opts wo = {true, 0, 0, true};
+    struct trc_writer_opts wo = {.overwrite = true, .synchronous = true};
     ck_assert_int_eq(trc_writer_open(path, &wo, &w, err, sizeof err), 0);
     ck_assert_int_eq(trc_run_begin(w, "test", &run_id), 0);
     trc_run_set_i64(w, "head_dim", lm_model_hparams(m)->head_dim);

@@ -352,7 +352,8 @@ static void write_partial_ref(void)
     int64_t run, known[6];
     open_at(&o, good, 0, -1);
     ck_assert_int_eq(
-        trc_writer_open(partial, &(struct trc_writer_opts){true, 0, 0, true}, &w, err, sizeof err),
+        trc_writer_open(partial, &(struct trc_writer_opts){.overwrite = true, .synchronous = true},
+                        &w, err, sizeof err),
         0);
     ck_assert_int_eq(trc_run_begin(w, "npy", &run), 0);
     ck_assert_int_eq(trc_step_begin(w, 0, o.x.step_pos0, o.x.step_n), 0);

@@ -813,6 +813,44 @@ START_TEST(test_trace_errors_open_for_writing)
 }
 END_TEST
 
+/* trc_writer_opts.page_size: a power of two in 512..65536 is the file's page size (a trace
+ * written with 8 KiB pages reads back the same); anything else is refused at open, by name. */
+START_TEST(test_trace_errors_page_size)
+{
+    const char *p = lt_tmp_path("trace", "pages.trace");
+    char err[TRC_ERRBUF_SIZE];
+    trc_writer *w = NULL;
+    static const int bad[] = {1000, 256, 131072, -4096};
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        struct trc_writer_opts o = {.overwrite = true, .page_size = bad[k]};
+        ck_assert_int_eq(trc_writer_open(p, &o, &w, err, sizeof err), TRC_EINVAL);
+        ck_assert_ptr_null(w);
+        char want[64];
+        snprintf(want, sizeof want, "bad page size %d (a power of two in 512..65536", bad[k]);
+        ck_assert_msg(strstr(err, p) && strstr(err, want), "%s", err);
+    }
+    struct trc_writer_opts o = {.overwrite = true, .page_size = 8192};
+    ck_assert_int_eq(trc_writer_open(p, &o, &w, err, sizeof err), 0);
+    ck_assert_int_eq(trc_writer_add_rule(w, "stats"), 0);
+    ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);
+    float x[3] = {1.0f, -2.0f, 4.0f};
+    for (int step = 0; step < 3; step++) {
+        struct trc_tensor t = t1("out", TRC_DTYPE_F32, 3, 0, x);
+        ck_assert_int_eq(trc_step_begin(w, step, step, 1), 0);
+        ck_assert_int_eq(rec(w, "blk.0.attn_norm", &t, 1), 0);
+        ck_assert_int_eq(trc_step_end(w, -1), 0);
+    }
+    ck_assert_int_eq(trc_writer_close(w), 0);
+    trc_reader *r = ropen(p);
+    void *db = trc_reader_sql_handle(r);
+    ck_assert_str_eq(lt_sql1(db, "PRAGMA page_size"), "8192");
+    ck_assert_str_eq(lt_sql1(db, "PRAGMA integrity_check"), "ok");
+    ck_assert_str_eq(lt_sql1(db, "SELECT count(*) || ',' || max(rms) FROM v_op_stats"),
+                     "3,2.64575131106459");
+    trc_reader_close(r);
+}
+END_TEST
+
 START_TEST(test_trace_errors_api_misuse)
 {
     const char *p = lt_tmp_path("trace", "misuse.trace");
@@ -986,6 +1024,7 @@ Suite *trace_suite(void)
     tcase_add_test(err, test_trace_errors_not_found);
     tcase_add_test(err, test_trace_errors_open_for_writing);
     tcase_add_test(err, test_trace_errors_api_misuse);
+    tcase_add_test(err, test_trace_errors_page_size);
     tcase_add_test(err, test_trace_errors_close_with_open_step);
     tcase_add_test(err, test_trace_errors_full_disk);
     suite_add_tcase(s, err);

@@ -221,17 +221,6 @@ static int prepare_all(trc_writer *w, char *msg, size_t msglen)
  * with every committed step, and an OS crash without corruption (it may lose the last steps). */
 #define PRAGMAS "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-2048; " /* KiB */
 
-/* Pages of 32 KiB: tensors of a few KiB to a few hundred KiB go through SQLite, the WAL and the
- * checkpoint in few pages. On the tinyllama benchmark (`lltrace bench --trace`, writer thread
- * time per generated token): 16 KiB pages 15-18 ms at level full, 2.8-3.5 ms at level stats;
- * 32 KiB 12.6-13.3 and 2.8-2.9; 64 KiB 11.5-12.9 and 3.0-3.3 (every commit then writes whole
- * 64 KiB pages of the small tables). Readers do not care: the page size is in the header. The
- * page cache (PRAGMAS, 2 MiB) is small on purpose: pages spill to the WAL during the step
- * instead of all at its commit. */
-#define TRC__PAGE_SIZE 32768
-#define TRC__STR_(x)   #x
-#define TRC__STR(x)    TRC__STR_(x)
-
 /* The writer checkpoints the WAL itself, after a step's commit has been acknowledged, once the
  * WAL holds this much (SQLite's automatic checkpoint would run inside the commit, while the
  * engine waits for trc_step_end). */
@@ -258,7 +247,7 @@ int trc__wdb_start_ckpt(trc_writer *w, char *msg, size_t msglen)
  * committed step, and the next commit reports it. */
 void trc__wdb_maybe_checkpoint(trc_writer *w)
 {
-    const int64_t wal_bytes = (int64_t)w->wal_pages * TRC__PAGE_SIZE;
+    const int64_t wal_bytes = (int64_t)w->wal_pages * w->page_size;
     if (w->ckpt) {
         trc__ckpt_poke(w->ckpt, wal_bytes);
         return;
@@ -278,12 +267,12 @@ void trc__wdb_maybe_checkpoint(trc_writer *w)
  * unless the WAL has become very large. */
 bool trc__wdb_before_step_is_quick(const trc_writer *w)
 {
-    return !w->ckpt || (int64_t)w->wal_pages * TRC__PAGE_SIZE < TRC__WAL_RESET_BYTES;
+    return !w->ckpt || (int64_t)w->wal_pages * w->page_size < TRC__WAL_RESET_BYTES;
 }
 
 void trc__wdb_before_step(trc_writer *w)
 {
-    const int64_t wal_bytes = (int64_t)w->wal_pages * TRC__PAGE_SIZE;
+    const int64_t wal_bytes = (int64_t)w->wal_pages * w->page_size;
     if (w->ckpt && wal_bytes >= TRC__WAL_RESET_BYTES &&
         trc__ckpt_drain(w->ckpt, wal_bytes >= 8 * TRC__WAL_RESET_BYTES)) {
         w->wal_pages = 0;
@@ -329,8 +318,9 @@ int trc__wdb_open(trc_writer *w, char *msg, size_t msglen)
     }
     sqlite3_extended_result_codes(w->db, 1);
     /* before WAL mode and the first table: the page size is fixed from then on */
-    if (sqlite3_exec(w->db, "PRAGMA page_size=" TRC__STR(TRC__PAGE_SIZE), NULL, NULL, NULL) !=
-        SQLITE_OK) {
+    char sql[40];
+    snprintf(sql, sizeof sql, "PRAGMA page_size=%d", w->page_size);
+    if (sqlite3_exec(w->db, sql, NULL, NULL, NULL) != SQLITE_OK) {
         snprintf(msg, msglen, "%s: cannot set the page size: %s", w->path, sqlite3_errmsg(w->db));
         return TRC_EIO;
     }

@@ -567,6 +567,14 @@ int trc_writer_open(const char *path, const struct trc_writer_opts *opts, trc_wr
     w->cap_bytes = (size_t)qmb << 20;
     w->zstd_level = opts ? opts->zstd_level : 0;
     w->last_step = -1;
+    w->page_size = opts && opts->page_size ? opts->page_size : TRC__PAGE_SIZE;
+    if (w->page_size < 512 || w->page_size > 65536 || (w->page_size & (w->page_size - 1))) {
+        snprintf(errbuf ? errbuf : msg, errbuf ? errlen : sizeof msg,
+                 "%s: bad page size %d (a power of two in 512..65536, or 0 for the default)", path,
+                 opts->page_size);
+        writer_free(w);
+        return TRC_EINVAL;
+    }
     int rc = create_locked(path, opts && opts->overwrite, &w->lock_fd, msg, sizeof msg);
     if (rc == 0) {
         rc = trc__wdb_open(w, msg, sizeof msg);

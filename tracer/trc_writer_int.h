@@ -156,6 +156,16 @@ struct trc__job {
  * mu: 1500 cycles per submit at level stats (tinyllama), 300-500 with recycled blocks. */
 #define TRC__JOB_SPARE 2048
 
+/* Pages of 32 KiB by default (trc_writer_opts.page_size): tensors of a few KiB to a few hundred
+ * KiB go through SQLite, the WAL and the checkpoint in few pages. On the tinyllama benchmark
+ * (`lltrace bench --trace`, writer thread time per generated token): 16 KiB pages 15-18 ms at
+ * level full, 2.8-3.5 ms at level stats; 32 KiB 12.6-13.3 and 2.8-2.9; 64 KiB 11.5-12.9 and
+ * 3.0-3.3 (every commit then writes whole 64 KiB pages of the small tables). A trace with no
+ * tensor data is better off with 8 KiB: a decode step's commit rewrites the last leaf and the
+ * interior pages of each table, and at level stats writes about 23 frames of 8 KiB (184 KiB)
+ * instead of 12 of 32 KiB (384 KiB). Readers do not care: the page size is in the header. */
+#define TRC__PAGE_SIZE 32768
+
 struct trc_writer {
     char *path;
     int lock_fd;
@@ -200,6 +210,7 @@ struct trc_writer {
     struct trc__job *spare_caller;
     _Atomic(struct trc__job *) spare; /* pushed by any thread, emptied by the caller */
     /* worker side */
+    int page_size; /* set at open */
     int zstd_level;
     bool in_tx;
     int wal_pages;          /* pages in the WAL after the last commit (trc_wdb.c wal_hook) */

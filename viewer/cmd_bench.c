@@ -5,6 +5,7 @@
  * run, the trace size per token and the compression ratio. Numbers only; no assertions.
  */
 #include "cmds.h"
+#include "run_int.h"
 #include "lm.h"
 #include "trc.h"
 #include "vw.h"
@@ -164,6 +165,7 @@ static int lane_open(struct bench *b, struct lane *ln)
     if (ln->level) {
         struct trc_writer_opts wo = {0};
         wo.overwrite = true;
+        wo.page_size = vw_trace_page_size(&ln->level, 1); /* as lltrace run would */
         snprintf(ln->path, sizeof ln->path, "%s/lltrace-bench-%d-%s.trace", b->tmpdir,
                  (int)getpid(), ln->level);
         int64_t run_id;

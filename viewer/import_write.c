@@ -102,7 +102,7 @@ static void remove_trace(const char *path)
 int vw_imp_write(const struct vw_imp *imp, const char *path, bool overwrite, char *err,
                  size_t errlen)
 {
-    struct trc_writer_opts opts = {overwrite, 0, 0, true};
+    struct trc_writer_opts opts = {.overwrite = overwrite, .synchronous = true};
     trc_writer *w = NULL;
     int64_t run_id;
     char eb[TRC_ERRBUF_SIZE];

@@ -114,11 +114,26 @@ static void print_piece(const lm_tok *t, int32_t id, bool ids)
     fflush(stdout);
 }
 
+int vw_trace_page_size(const char *const *rules, int n_rules)
+{
+    bool all_covered = false;
+    for (int i = 0; i < n_rules; i++) {
+        const char *colon = strchr(rules[i], ':');
+        size_t n = colon ? (size_t)(colon - rules[i]) : strlen(rules[i]);
+        if (n == 4 && strncmp(rules[i], "full", 4) == 0) {
+            return 0;
+        }
+        all_covered = all_covered || !colon;
+    }
+    return all_covered ? 8192 : 0;
+}
+
 static int trace_open(const struct vw_run_opts *o, trc_writer **w)
 {
     char err[TRC_ERRBUF_SIZE];
     struct trc_writer_opts wo = {0};
     wo.overwrite = o->force;
+    wo.page_size = vw_trace_page_size(o->rules, o->n_rules);
     if (trc_writer_open(o->trace, &wo, w, err, sizeof err) < 0) {
         return vw_error("%s", err);
     }

@@ -580,7 +580,7 @@ static int record(struct rec *r, struct llama_model *m, struct llama_context *ct
                   const struct opts *o, llama_token *ids, int64_t n_prompt, const char *sha)
 {
     char eb[TRC_ERRBUF_SIZE];
-    struct trc_writer_opts wo = {o->force, 0, 0, false};
+    struct trc_writer_opts wo = {.overwrite = o->force};
     int64_t run_id;
     if (trc_writer_open(o->out, &wo, &r->w, eb, sizeof eb) < 0) {
         fprintf(stderr, "llamacpp-recorder: %s\n", eb);

@@ -22,6 +22,21 @@ expect 0 "" "$BIN" run -m "$TMP/m.gguf" -p "hello" -n 4 -o "$TMP/t.trace"
 expect 1 "t.trace" "$BIN" run -m "$TMP/m.gguf" -p "hello" -n 4 -o "$TMP/t.trace"
 expect 0 "" "$BIN" run -m "$TMP/m.gguf" -p "hello" -n 4 -o "$TMP/t.trace" --force
 
+# Page size: 8 KiB when no op is recorded in full (no tensor data), else 32 KiB.
+page_size() {
+  "$BIN" run -m "$TMP/m.gguf" -p "hello" -n 2 -o "$TMP/p.trace" --force "$@" >/dev/null 2>&1 ||
+    fail "run $* failed"
+  "$BIN" sql "$TMP/p.trace" --csv "PRAGMA page_size" | tail -n 1 | tr -d '\r'
+}
+[ "$(page_size)" = 32768 ] || fail "default rules: page size $(page_size), want 32768"
+[ "$(page_size --record stats)" = 8192 ] || fail "--record stats: page size is not 8192"
+[ "$(page_size --record stats --record none:blk.1.*)" = 8192 ] ||
+  fail "--record stats --record none:...: page size is not 8192"
+[ "$(page_size --record stats --record full:blk.0.*)" = 32768 ] ||
+  fail "--record stats --record full:...: page size is not 32768"
+[ "$(page_size --record none:step\>0)" = 32768 ] ||
+  fail "--record none:step>0 (the rest in full): page size is not 32768"
+
 long=$(printf 'a b c d e f g h %.0s' $(seq 1 60))
 expect 1 "the context holds 256" "$BIN" run -m "$TMP/m.gguf" -p "$long" -n 4
 expect 1 "/nonexistent/m.gguf" "$BIN" run -m /nonexistent/m.gguf -p hi
