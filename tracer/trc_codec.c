@@ -465,6 +465,19 @@ size_t trc__json_str(char *dst, const char *s)
     return n;
 }
 
+size_t trc__json_key(char *dst, bool first, const char *key)
+{
+    size_t n = 1;
+    if (dst) {
+        dst[0] = first ? '{' : ',';
+    }
+    n += trc__json_str(dst ? dst + n : NULL, key);
+    if (dst) {
+        dst[n] = ':';
+    }
+    return n + 1;
+}
+
 size_t trc__json_dec(char *dst, int64_t v)
 {
     char tmp[24];

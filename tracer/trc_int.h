@@ -120,9 +120,11 @@ size_t trc__scan_f32_avx2(const float *x, size_t n, uint64_t v[4], struct trc__l
  * canonical form of a shape into buf (returns buf). */
 int trc__shape_parse(const char *json, int *n_dims, int64_t shape[4]);
 char *trc__shape_json(char *buf, size_t cap, int n_dims, const int64_t *shape);
-/* Writes s as a JSON string (quoted, escaped; UTF-8 kept) or the non-negative v in decimal at
- * dst, unterminated; dst NULL only measures. Return the length. */
+/* Write at dst, unterminated, s as a JSON string (quoted, escaped; UTF-8 kept), the member
+ * opening `{"key":` (first) or `,"key":`, or the non-negative v in decimal; dst NULL only
+ * measures. Return the length. A JSON object is its members, then '}'. */
 size_t trc__json_str(char *dst, const char *s);
+size_t trc__json_key(char *dst, bool first, const char *key);
 size_t trc__json_dec(char *dst, int64_t v);
 
 /* A tensor read back from a trace: header columns always; raw (unshuffled, verified) data and

@@ -93,8 +93,8 @@ int trc__check_trace(sqlite3 *db, const char *schema, const char *path, char *ms
         code = TRC_EVERSION;
     } else if (ver < 1) {
         /* Version 1 is the first. Its tensor blobs are the one-frame case of version 2's codec,
-         * and version 2's op_weights table has the columns of version 3's view (schema/trace.sql),
-         * so versions 1..TRC_SCHEMA_VERSION all open as they are. */
+         * and version 2's tables op_tensors and op_weights have the columns of version 3's views
+         * (schema/trace.sql), so versions 1..TRC_SCHEMA_VERSION all open as they are. */
         snprintf(msg, msglen,
                  "%s: trace schema version %lld is older than the oldest this lltrace reads (1)",
                  path, ver);

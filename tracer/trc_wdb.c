@@ -219,6 +219,8 @@ static int prepare_all(trc_writer *w, char *msg, size_t msglen)
 
 /* Durability (trc.h, schema/trace.sql): WAL with synchronous=NORMAL survives a killed process
  * with every committed step, and an OS crash without corruption (it may lose the last steps). */
+/* The page cache (2 MiB) is small on purpose: pages spill to the WAL during the step instead of
+ * all at its commit. */
 #define PRAGMAS "PRAGMA synchronous=NORMAL; PRAGMA cache_size=-2048; " /* KiB */
 
 /* The writer checkpoints the WAL itself, after a step's commit has been acknowledged, once the
@@ -242,17 +244,21 @@ int trc__wdb_start_ckpt(trc_writer *w, char *msg, size_t msglen)
     return trc__ckpt_start(&w->ckpt, w->path, TRC__CHECKPOINT_BYTES, msg, msglen);
 }
 
+static int64_t wal_bytes(const trc_writer *w)
+{
+    return (int64_t)w->wal_pages * w->page_size;
+}
+
 /* With the checkpoint thread: report the WAL's size. Without: a passive checkpoint when the WAL
  * has grown past TRC__CHECKPOINT_BYTES. A failure (disk full) loses nothing: the WAL keeps every
  * committed step, and the next commit reports it. */
 void trc__wdb_maybe_checkpoint(trc_writer *w)
 {
-    const int64_t wal_bytes = (int64_t)w->wal_pages * w->page_size;
     if (w->ckpt) {
-        trc__ckpt_poke(w->ckpt, wal_bytes);
+        trc__ckpt_poke(w->ckpt, wal_bytes(w));
         return;
     }
-    if (!w->db || wal_bytes < TRC__CHECKPOINT_BYTES) {
+    if (!w->db || wal_bytes(w) < TRC__CHECKPOINT_BYTES) {
         return;
     }
     if (sqlite3_wal_checkpoint_v2(w->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) ==
@@ -267,14 +273,14 @@ void trc__wdb_maybe_checkpoint(trc_writer *w)
  * unless the WAL has become very large. */
 bool trc__wdb_before_step_is_quick(const trc_writer *w)
 {
-    return !w->ckpt || (int64_t)w->wal_pages * w->page_size < TRC__WAL_RESET_BYTES;
+    return !w->ckpt || wal_bytes(w) < TRC__WAL_RESET_BYTES;
 }
 
 void trc__wdb_before_step(trc_writer *w)
 {
-    const int64_t wal_bytes = (int64_t)w->wal_pages * w->page_size;
-    if (w->ckpt && wal_bytes >= TRC__WAL_RESET_BYTES &&
-        trc__ckpt_drain(w->ckpt, wal_bytes >= 8 * TRC__WAL_RESET_BYTES)) {
+    const int64_t n = wal_bytes(w);
+    if (w->ckpt && n >= TRC__WAL_RESET_BYTES &&
+        trc__ckpt_drain(w->ckpt, n >= 8 * TRC__WAL_RESET_BYTES)) {
         w->wal_pages = 0;
     }
 }
@@ -848,7 +854,7 @@ static const char *tensors_json(trc_writer *w, const struct trc__jop *op, const 
 {
     size_t n = 2;
     for (int k = 0; k < op->n_tensors; k++) {
-        n += trc__json_str(NULL, op->t[k].role) + trc__json_dec(NULL, tids[k]) + 2;
+        n += trc__json_key(NULL, k == 0, op->t[k].role) + trc__json_dec(NULL, tids[k]);
     }
     if (n > w->ojs_cap) {
         char *b = realloc(w->ojs, n);
@@ -860,9 +866,7 @@ static const char *tensors_json(trc_writer *w, const struct trc__jop *op, const 
     }
     char *p = w->ojs;
     for (int k = 0; k < op->n_tensors; k++) {
-        *p++ = k ? ',' : '{';
-        p += trc__json_str(p, op->t[k].role);
-        *p++ = ':';
+        p += trc__json_key(p, k == 0, op->t[k].role);
         p += trc__json_dec(p, tids[k]);
     }
     *p++ = '}';

@@ -1,7 +1,7 @@
 /*
  * trc_writer_batch.c - rows of one table buffered by the writer thread and inserted
- * TRC__BATCH at a time with one multi-row INSERT: a decode step writes about 400 ops rows,
- * 1000 op_tensors rows and 400 tensors rows (level stats), and one
+ * TRC__BATCH at a time with one multi-row INSERT: a decode step of tinyllama writes about 420
+ * ops rows and 550 tensors rows (level stats), and one
  * statement execution per row costs about twice as much as its share of a batch. Rows wait at most
  * until the step's commit (trc_wdb.c flushes every batch before COMMIT and drops them on ROLLBACK).
  */

@@ -274,15 +274,7 @@ static size_t weights_json(char *dst, const struct trc_op *op)
 {
     size_t n = 0;
     for (int k = 0; k < op->n_weights; k++) {
-        if (dst) {
-            dst[n] = k ? ',' : '{';
-        }
-        n++;
-        n += trc__json_str(dst ? dst + n : NULL, op->weights[k].role);
-        if (dst) {
-            dst[n] = ':';
-        }
-        n++;
+        n += trc__json_key(dst ? dst + n : NULL, k == 0, op->weights[k].role);
         n += trc__json_str(dst ? dst + n : NULL, op->weights[k].name);
     }
     if (dst) {
