@@ -18,7 +18,7 @@ usage() {
     echo "usage: tests/bench/ablate.sh PATCH [ROUNDS] [MODEL]" >&2
     exit 2
 }
-[ $# -ge 1 ] && [ $# -le 3 ] || usage
+if [ $# -lt 1 ] || [ $# -gt 3 ]; then usage; fi
 patch=$(realpath "$1")
 rounds=${2:-3}
 model=${3:-/tmp/tl-q8_0.gguf}
