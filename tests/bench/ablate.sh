@@ -68,6 +68,11 @@ for ((r = 1; r <= rounds; r++)); do
         ss[$side]=$(ratio "of which the steps" stats "$out")
         full=$(ratio "tracing cost (tg" full "$out")
         close=$(sed -n 's/.*closing the trace.*stats \([0-9.]*\) ms.*/\1/p' "$out" | head -1)
+        if [ -z "${st[$side]}" ] || [ -z "${ss[$side]}" ] || [ -z "$full" ]; then
+            echo "ablate.sh: no tracing cost in the output of the $side bench:" >&2
+            cat "$out" >&2
+            exit 1
+        fi
         printf '%-6s %-8s %8s %8s %12s %10s\n' "$r" "$side" "${st[$side]}" "$full" "${ss[$side]}" "$close"
     done
     diffs+=("$(awk -v a="${st[ablated]}" -v b="${st[base]}" 'BEGIN {printf "%+.3f", a - b}')")
