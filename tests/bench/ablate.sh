@@ -3,7 +3,10 @@
 # commit twice (as it is, and with an ablation patch from tests/bench/ablations/ applied) in
 # throw-away worktrees, then runs `lltrace bench --trace` with each build in turns, ROUNDS times,
 # and prints the stats and full ratios of every run, the paired differences and their medians.
-# On a noisy machine a single pair means little: look at the signs of the differences.
+# The two builds swap places every other round (base first in odd rounds), so that a drift of the
+# machine's speed within a round does not favour one of them. On this noisy machine a single pair
+# means little: ablations/none.patch (a comment) gives paired differences of -0.011 to +0.015 in
+# five rounds, so look at the signs over many rounds, and run more rounds than you think.
 # Not a test. Needs a Release-capable toolchain (cmake, ninja) and the model, e.g.
 #
 #   build/release/lltrace mkmodel --preset tinyllama-1.1b --type q8_0 -o /tmp/tl-q8_0.gguf
@@ -56,7 +59,9 @@ printf '%-6s %-8s %8s %8s %12s %10s\n' round build stats full "stats steps" "clo
 declare -a diffs=() diffs_steps=()
 for ((r = 1; r <= rounds; r++)); do
     declare -A st=() ss=()
-    for side in base ablated; do
+    order="base ablated"
+    if ((r % 2 == 0)); then order="ablated base"; fi # the other order every other round
+    for side in $order; do
         out="$work/$side.out"
         # shellcheck disable=SC2086
         "$work/$side/build/lltrace" bench -m "$model" $bench_opts --trace >"$out" 2>&1 || {
