@@ -114,6 +114,14 @@ uint64_t lm_gguf_file_size(const lm_gguf *g)
     return g->size;
 }
 
+bool lm_gguf_file_id(const lm_gguf *g, struct lm_file_id *id)
+{
+    if (g->has_id) {
+        *id = g->id;
+    }
+    return g->has_id;
+}
+
 const void *lm_gguf_bytes(const lm_gguf *g)
 {
     return g->base;

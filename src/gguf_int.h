@@ -45,6 +45,8 @@ struct lm_gguf {
     uint64_t size;       /* its size in bytes */
     void *map;           /* mmap'd region (NULL for lm_gguf_open_mem) */
     size_t map_len;
+    bool has_id;          /* opened from a file (lm_gguf_open) */
+    struct lm_file_id id; /* the file when it was mapped */
     uint32_t version;     /* 1, 2 or 3 */
     uint64_t alignment;   /* general.alignment or 32 */
     uint64_t data_offset; /* file offset of the tensor data section */

@@ -25,6 +25,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gguf_int.h"
@@ -806,6 +807,16 @@ int lm_gguf_open(const char *path, lm_gguf **out, char *errbuf, size_t errlen)
         }
         return os_fail(path, "cannot open", ENOMEM, errbuf, errlen);
     }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    g->has_id = true;
+    g->id = (struct lm_file_id){
+        .dev = (uint64_t)st.st_dev,
+        .ino = (uint64_t)st.st_ino,
+        .size = (uint64_t)st.st_size,
+        .mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
+        .ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec,
+        .opened_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec};
     g->map = map;
     g->map_len = (size_t)st.st_size;
     g->base = map;

@@ -254,6 +254,11 @@ const char *lm_model_sha256(lm_model *m)
     return m->sha256;
 }
 
+void lm_model_set_sha256(lm_model *m, const char *hex)
+{
+    snprintf(m->sha256, sizeof m->sha256, "%s", hex);
+}
+
 static const struct lm_weight *find_weight(const lm_model *m, const char *name)
 {
     const struct lm_weight *all[] = {&m->tok_embd, &m->out_norm, &m->output};

@@ -22,6 +22,7 @@
 #include "attrib_int.h"
 #include "cmds.h"
 #include "table.h"
+#include "shacache.h"
 #include "vw.h"
 
 static const char usage_text[] =
@@ -362,7 +363,7 @@ static int open_model(struct ex *e)
     }
     if (rc == 0) {
         e->tok = lm_model_tok(e->m);
-        e->model_sha = lm_model_sha256(e->m);
+        e->model_sha = vw_model_sha256(e->m);
         rc = e->model_sha ? check_hash(e->o.trace, path, sha[0], e->model_sha, &e->unverified)
                           : vw_error("%s: cannot hash the model", path);
     }

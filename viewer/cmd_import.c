@@ -16,6 +16,7 @@
 #include "cmds.h"
 #include "import_int.h"
 #include "lm.h"
+#include "shacache.h"
 #include "vw.h"
 
 static void usage(FILE *f)
@@ -223,7 +224,7 @@ static int model_params(struct vw_imp *imp, const lm_gguf *g, const char *path, 
         snprintf(key, sizeof key, "llama.%s", f32[i][0]);
         rc |= lm_gguf_get_f32(g, key, &v) == 0 ? vw_imp_set_f64(imp, f32[i][1], (double)v) : 0;
     }
-    lm_sha256_hex(lm_gguf_bytes(g), (size_t)lm_gguf_file_size(g), hex);
+    vw_gguf_sha256(g, hex);
     rc |= vw_imp_set_str(imp, "model_sha256", hex);
     if (rc) {
         snprintf(err, errlen, "%s: out of memory", path);

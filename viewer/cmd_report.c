@@ -21,6 +21,7 @@
 
 #include "cmds.h"
 #include "report_int.h"
+#include "shacache.h"
 #include "vw.h"
 
 static const char usage_text[] =
@@ -477,7 +478,7 @@ static int explain_model(struct vw_report *r, char *err, size_t errlen)
     if (lm_model_open(path, &e->m, err, errlen) < 0) {
         return -1;
     }
-    e->model_sha256 = lm_model_sha256(e->m);
+    e->model_sha256 = vw_model_sha256(e->m);
     if (!e->model_sha256) {
         snprintf(err, errlen, "%s: cannot hash the model", path);
         return -1;

@@ -42,7 +42,11 @@ static const char usage_text[] =
     "      --inject FAULT      reproduce a known bug: rope=neox|norm, rope-theta=X,\n"
     "                          pos-offset=N, bos=none|double, rms-eps=X, gqa=tile, kv=f16,\n"
     "                          softmax=f16, qk-permute (repeatable)\n"
-    "      --force             overwrite an existing trace\n";
+    "      --force             overwrite an existing trace\n"
+    "\n"
+    "A trace records the model's SHA-256. It is remembered, per file as it is on disk, in\n"
+    "$LLTRACE_CACHE_DIR/sha256 (default $XDG_CACHE_HOME/lltrace, else ~/.cache/lltrace;\n"
+    "LLTRACE_CACHE_DIR= turns it off), so that only the first traced run of a model hashes it.\n";
 
 enum {
     OPT_CHAT = 256,

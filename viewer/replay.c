@@ -6,6 +6,7 @@
  */
 #include "replay_int.h"
 #include "lm.h"
+#include "shacache.h"
 #include "vw.h"
 
 #include <math.h>
@@ -188,7 +189,7 @@ static int model(vw_replay *rp, lm_model **m)
         if (lm_model_open(path, &rp->m, err, sizeof err) < 0) {
             return fail(rp, VW_REPLAY_SKIP, "%s", err);
         }
-        const char *have = lm_model_sha256(rp->m);
+        const char *have = vw_model_sha256(rp->m);
         if (want && *want && (!have || strcmp(have, want) != 0)) {
             fail(rp, VW_REPLAY_SKIP,
                  "%s: sha256 %.16s... is not the model the trace was recorded with (%.16s...)",

@@ -6,6 +6,7 @@
 #include "run_int.h"
 #include "build_info.h"
 #include "trc.h"
+#include "shacache.h"
 #include "vw.h"
 
 #include <math.h>
@@ -160,7 +161,7 @@ static int trace_describe(trc_writer *w, const struct vw_run_opts *o, lm_model *
     lm_faults_format(&o->faults, faults, sizeof faults);
     rc |= trc_run_begin(w, "lltrace", &run_id);
     rc |= trc_run_set_str(w, "model_path", lm_model_path(m));
-    rc |= trc_run_set_str(w, "model_sha256", lm_model_sha256(m));
+    rc |= trc_run_set_str(w, "model_sha256", vw_model_sha256(m));
     rc |= trc_run_set_str(w, "arch", "llama");
     rc |= trc_run_set_i64(w, "n_layer", hp->n_layer);
     rc |= trc_run_set_i64(w, "n_embd", hp->n_embd);

@@ -140,6 +140,15 @@ uint64_t lm_gguf_data_offset(const lm_gguf *g);
 uint64_t lm_gguf_file_size(const lm_gguf *g);
 /* The whole mapped file, e.g. for hashing. */
 const void *lm_gguf_bytes(const lm_gguf *g);
+/* What a file was when lm_gguf_open mapped it (fstat): writing or replacing the file changes
+ * dev/ino, size, mtime or ctime. A cache of the file's SHA-256 keys on it (viewer/shacache.c). */
+struct lm_file_id {
+    uint64_t dev, ino, size;
+    int64_t mtime_ns, ctime_ns; /* last modification, last status change: ns since the epoch */
+    int64_t opened_ns;          /* when lm_gguf_open ran (CLOCK_REALTIME, ns since the epoch) */
+};
+/* The identity of the file g was opened from; false for lm_gguf_open_mem. */
+bool lm_gguf_file_id(const lm_gguf *g, struct lm_file_id *id);
 
 /* Metadata key/values, in file order. */
 int64_t lm_gguf_n_kv(const lm_gguf *g);
@@ -370,6 +379,9 @@ const lm_gguf *lm_model_gguf(const lm_model *m);
 const char *lm_model_path(const lm_model *m);
 /* SHA-256 of the model file (computed once, on first call; takes a while on big models). */
 const char *lm_model_sha256(lm_model *m);
+/* Gives the model its SHA-256 (64 lower-case hex digits) when the caller already knows it (a
+ * cache keyed by lm_gguf_file_id), so that lm_model_sha256 does not hash the file. */
+void lm_model_set_sha256(lm_model *m, const char *hex);
 /* The model's chat template string, or NULL. */
 const char *lm_model_chat_template(const lm_model *m);
 
