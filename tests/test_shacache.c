@@ -3,8 +3,9 @@
  * while it is unchanged (proved by planting another digest under its identity), and hashed
  * again once it is rewritten; a file changed within a second of its opening, or replaced while
  * it was open, is not stored; an empty LLTRACE_CACHE_DIR turns the cache off; a cache file with
- * malformed lines, or one that cannot be written, only costs a hash; the file keeps its newest
- * 64 lines; and the directory follows LLTRACE_CACHE_DIR, XDG_CACHE_HOME and HOME in that order.
+ * malformed lines, one that cannot be written, or a FIFO in its place, only costs a hash; the
+ * file keeps its newest 64 lines; and the directory follows LLTRACE_CACHE_DIR, XDG_CACHE_HOME
+ * and HOME in that order.
  */
 #include <check.h>
 #include <stdio.h>
@@ -229,6 +230,20 @@ START_TEST(test_shacache_unwritable_dir)
 }
 END_TEST
 
+START_TEST(test_shacache_fifo_in_place)
+{
+    const char *file = use_cache("fifo");
+    char cmd[1600];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && mkfifo '%s'", path_of("fifo", ".cache"), file);
+    ck_assert_int_eq(system(cmd), 0);
+    const char *model = path_of("changed", ".gguf");
+    char want[65], got[65];
+    true_sha(model, want);
+    cached_sha(model, got); /* must not block on opening the FIFO */
+    ck_assert_str_eq(got, want);
+}
+END_TEST
+
 START_TEST(test_shacache_in_memory_model)
 {
     use_cache("mem");
@@ -284,6 +299,7 @@ Suite *shacache_suite(void)
     tcase_add_test(core, test_shacache_malformed_lines);
     tcase_add_test(core, test_shacache_keeps_newest_64);
     tcase_add_test(core, test_shacache_unwritable_dir);
+    tcase_add_test(core, test_shacache_fifo_in_place);
     tcase_add_test(core, test_shacache_in_memory_model);
     tcase_add_test(core, test_shacache_dir_order);
     suite_add_tcase(s, core);

@@ -16,6 +16,7 @@
 #include "shacache.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -92,9 +93,14 @@ static bool parse_line(char *line, struct entry *e)
 static int load(const char *dir, struct entry *all)
 {
     char *file = cache_file(dir, "");
-    FILE *f = file ? fopen(file, "r") : NULL;
+    int fd = file ? open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC) : -1; /* a FIFO must not block */
     free(file);
+    struct stat st;
+    FILE *f = fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? fdopen(fd, "r") : NULL;
     if (!f) {
+        if (fd >= 0) {
+            close(fd);
+        }
         return 0;
     }
     int n = 0;
