@@ -44,8 +44,12 @@ static void usage(FILE *f)
     for (int i = 0; i < n_cmds; i++) {
         fprintf(f, "  %-11s %s\n", cmds[i].name, cmds[i].summary);
     }
-    fprintf(f, "\n'lltrace <command> --help' or 'lltrace help <command>' shows a command's "
-               "options.\nexit codes: 0 success, 1 failure or difference found, 2 usage error\n");
+    fprintf(f,
+            "\n'lltrace <command> --help' or 'lltrace help <command>' shows a command's "
+            "options.\nexit codes: 0 success, 1 failure or difference found, 2 usage error\n"
+            "environment: LLTRACE_SIMD=scalar (no AVX2 kernels), LLTRACE_CACHE_DIR (the models'\n"
+            "  SHA-256 cache; empty: none; default $XDG_CACHE_HOME/lltrace or ~/.cache/lltrace),\n"
+            "  TMPDIR (bench and replay scratch files)\n");
 }
 
 static const struct cmd *find(const char *name)
