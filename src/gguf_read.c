@@ -767,6 +767,30 @@ static int os_fail(const char *path, const char *what, int e, char *errbuf, size
     return LM_EIO;
 }
 
+/* A file's identity from its stat, taken now. */
+static struct lm_file_id file_id(const struct stat *st)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    return (struct lm_file_id){
+        .dev = (uint64_t)st->st_dev,
+        .ino = (uint64_t)st->st_ino,
+        .size = (uint64_t)st->st_size,
+        .mtime_ns = (int64_t)st->st_mtim.tv_sec * 1000000000 + st->st_mtim.tv_nsec,
+        .ctime_ns = (int64_t)st->st_ctim.tv_sec * 1000000000 + st->st_ctim.tv_nsec,
+        .opened_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec};
+}
+
+bool lm_file_id_of(const char *path, struct lm_file_id *id)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        return false;
+    }
+    *id = file_id(&st);
+    return true;
+}
+
 int lm_gguf_open(const char *path, lm_gguf **out, char *errbuf, size_t errlen)
 {
     struct stat st;
@@ -807,16 +831,8 @@ int lm_gguf_open(const char *path, lm_gguf **out, char *errbuf, size_t errlen)
         }
         return os_fail(path, "cannot open", ENOMEM, errbuf, errlen);
     }
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
     g->has_id = true;
-    g->id = (struct lm_file_id){
-        .dev = (uint64_t)st.st_dev,
-        .ino = (uint64_t)st.st_ino,
-        .size = (uint64_t)st.st_size,
-        .mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
-        .ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec,
-        .opened_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec};
+    g->id = file_id(&st);
     g->map = map;
     g->map_len = (size_t)st.st_size;
     g->base = map;

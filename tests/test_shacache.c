@@ -64,6 +64,24 @@ static void true_sha(const char *path, char out[65])
     free(data);
 }
 
+/* Asserts that the cache gives the model's true digest (returned in want). */
+static void digest_is_true(const char *model, char want[65])
+{
+    char got[65];
+    true_sha(model, want);
+    cached_sha(model, got);
+    ck_assert_str_eq(got, want);
+}
+
+/* The whole file as a string (check-asserted). */
+static char *read_text(const char *path)
+{
+    size_t n = 0;
+    char *text = lt_read_file(path, &n);
+    ck_assert_ptr_nonnull(text);
+    return text;
+}
+
 static int count_lines(const char *path)
 {
     size_t n = 0;
@@ -88,27 +106,21 @@ START_TEST(test_shacache_hit_then_changed)
     const char *file = use_cache("hit");
     const char *model = path_of("hit", ".gguf");
     char want[65], got[65];
-    true_sha(model, want);
-    cached_sha(model, got);
-    ck_assert_str_eq(got, want);
+    digest_is_true(model, want);
     ck_assert_int_eq(count_lines(file), 1);
 
     /* Plant another digest under the file's identity: the next lookup must return it. */
-    size_t n = 0;
-    char *text = lt_read_file(file, &n);
-    ck_assert_ptr_nonnull(text);
+    char *text = read_text(file);
     ck_assert_int_eq(strncmp(text, want, 64), 0);
     memset(text, 'a', 64);
-    ck_assert_int_eq(lt_write_file(file, text, n), 0);
+    ck_assert_int_eq(lt_write_file(file, text, strlen(text)), 0);
     free(text);
     cached_sha(model, got);
     ck_assert_str_eq(got, "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa");
 
     /* Rewrite the model (other weights): its identity changes, so it is hashed again. */
     lt_make_tiny_model(model, 99);
-    true_sha(model, want);
-    cached_sha(model, got);
-    ck_assert_str_eq(got, want);
+    digest_is_true(model, want);
 }
 END_TEST
 
@@ -117,10 +129,8 @@ START_TEST(test_shacache_fresh_file_not_stored)
     const char *file = use_cache("fresh");
     const char *model = path_of("fresh", ".gguf");
     lt_make_tiny_model(model, 3); /* changed just now: inside the racy window */
-    char want[65], got[65];
-    true_sha(model, want);
-    cached_sha(model, got);
-    ck_assert_str_eq(got, want);
+    char want[65];
+    digest_is_true(model, want);
     ck_assert_int_eq(access(file, F_OK), -1);
 }
 END_TEST
@@ -149,10 +159,8 @@ START_TEST(test_shacache_off_when_empty)
     setenv("LLTRACE_CACHE_DIR", "", 1);
     ck_assert_ptr_null(vw_cache_dir());
     const char *model = path_of("changed", ".gguf");
-    char want[65], got[65];
-    true_sha(model, want);
-    cached_sha(model, got);
-    ck_assert_str_eq(got, want);
+    char want[65];
+    digest_is_true(model, want);
 }
 END_TEST
 
@@ -181,9 +189,7 @@ START_TEST(test_shacache_malformed_lines)
     ck_assert_str_eq(got, want);
     /* Rewritten with the valid lines only: the other model's, then this one's. */
     ck_assert_int_eq(count_lines(file), 2);
-    size_t n = 0;
-    char *text = lt_read_file(file, &n);
-    ck_assert_ptr_nonnull(text);
+    char *text = read_text(file);
     ck_assert_ptr_nonnull(strstr(text, "bbbbbbbb"));
     ck_assert_ptr_nonnull(strstr(text, want));
     free(text);
@@ -202,14 +208,10 @@ START_TEST(test_shacache_keeps_newest_64)
         "done > '%s'",
         path_of("limit", ".cache"), file);
     ck_assert_int_eq(system(cmd), 0);
-    char want[65], got[65];
-    true_sha(model, want);
-    cached_sha(model, got);
-    ck_assert_str_eq(got, want);
+    char want[65];
+    digest_is_true(model, want);
     ck_assert_int_eq(count_lines(file), 64);
-    size_t n = 0;
-    char *text = lt_read_file(file, &n);
-    ck_assert_ptr_nonnull(text);
+    char *text = read_text(file);
     ck_assert_ptr_null(strstr(text, " /m7\n"));    /* among the oldest, dropped */
     ck_assert_ptr_nonnull(strstr(text, " /m8\n")); /* the oldest kept */
     ck_assert_ptr_nonnull(strstr(text, " /m70\n"));
@@ -223,10 +225,8 @@ START_TEST(test_shacache_unwritable_dir)
     const char *model = path_of("unwritable", ".gguf");
     /* A directory inside a regular file cannot be made, even by root. */
     setenv("LLTRACE_CACHE_DIR", path_of("unwritable", ".gguf/cache"), 1);
-    char want[65], got[65];
-    true_sha(model, want);
-    cached_sha(model, got);
-    ck_assert_str_eq(got, want);
+    char want[65];
+    digest_is_true(model, want);
 }
 END_TEST
 

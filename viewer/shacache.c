@@ -172,18 +172,9 @@ static void write_line(FILE *f, const char *hex, const struct lm_file_id *id, co
 
 static void store(const char *dir, const char *path, const struct lm_file_id *id, const char *hex)
 {
-    struct stat st;
+    struct lm_file_id now;
     if (id->ctime_ns > id->opened_ns - RACY_NS || id->mtime_ns > id->opened_ns - RACY_NS ||
-        stat(path, &st) != 0) {
-        return;
-    }
-    struct lm_file_id now = {
-        .dev = (uint64_t)st.st_dev,
-        .ino = (uint64_t)st.st_ino,
-        .size = (uint64_t)st.st_size,
-        .mtime_ns = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec,
-        .ctime_ns = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec};
-    if (!same_file(&now, id) || make_dirs(dir) != 0) {
+        !lm_file_id_of(path, &now) || !same_file(&now, id) || make_dirs(dir) != 0) {
         return;
     }
     struct entry all[MAX_ENTRIES + 1];

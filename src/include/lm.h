@@ -149,6 +149,9 @@ struct lm_file_id {
 };
 /* The identity of the file g was opened from; false for lm_gguf_open_mem. */
 bool lm_gguf_file_id(const lm_gguf *g, struct lm_file_id *id);
+/* The identity of the file at path now (opened_ns: the time of the call); false when it cannot
+ * be stat'ed. */
+bool lm_file_id_of(const char *path, struct lm_file_id *id);
 
 /* Metadata key/values, in file order. */
 int64_t lm_gguf_n_kv(const lm_gguf *g);
