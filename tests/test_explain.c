@@ -113,7 +113,7 @@ static double json_num(const char *doc, const char *path)
 {
     sqlite3 *db;
     sqlite3_stmt *st;
-    double v = NAN;
+    double v = (double)NAN;
     ck_assert_int_eq(sqlite3_open(":memory:", &db), SQLITE_OK);
     ck_assert_int_eq(
         sqlite3_prepare_v2(db, "SELECT json_valid(?1), json_extract(?1, ?2)", -1, &st, NULL),

@@ -326,10 +326,10 @@ START_TEST(test_query_table_formats)
     vw_table *t = vw_table_create(3, names);
     ck_assert_int_eq(vw_table_add_i64(t, 7), 0);
     ck_assert_int_eq(vw_table_add_text(t, VW_CELL_TEXT, "a,\"b\"\nc"), 0);
-    ck_assert_int_eq(vw_table_add_f64(t, 0.1f), 0);
+    ck_assert_int_eq(vw_table_add_f64(t, (double)0.1f), 0);
     ck_assert_int_eq(vw_table_add_i64(t, 12345), 0);
     ck_assert_int_eq(vw_table_add_null(t), 0);
-    ck_assert_int_eq(vw_table_add_f64(t, NAN), 0);
+    ck_assert_int_eq(vw_table_add_f64(t, (double)NAN), 0);
     char *buf;
     size_t len;
     FILE *f = open_memstream(&buf, &len);
@@ -377,11 +377,11 @@ END_TEST
 START_TEST(test_query_fmt_real_round_trips)
 {
     char b[40];
-    ck_assert_str_eq(vw_fmt_real(b, sizeof b, 0.1f), "0.1");
+    ck_assert_str_eq(vw_fmt_real(b, sizeof b, (double)0.1f), "0.1");
     ck_assert_str_eq(vw_fmt_real(b, sizeof b, 0.1), "0.1");
     ck_assert_str_eq(vw_fmt_real(b, sizeof b, 1.0 / 3.0), "0.3333333333333333");
-    ck_assert_str_eq(vw_fmt_real(b, sizeof b, 11.97f), "11.97");
-    ck_assert_str_eq(vw_fmt_real(b, sizeof b, -INFINITY), "-inf");
+    ck_assert_str_eq(vw_fmt_real(b, sizeof b, (double)11.97f), "11.97");
+    ck_assert_str_eq(vw_fmt_real(b, sizeof b, -HUGE_VAL), "-inf");
 }
 END_TEST
 

@@ -132,7 +132,7 @@ static struct stats compare(const float *a, const float *b, int64_t rows, int64_
     double num = 0, den = 0, maxabs = 0;
     for (int64_t r = 0; r < rows; r++) {
         for (int64_t c = 0; c < cols; c++) {
-            double x = a[r * cols + c];
+            double x = (double)a[r * cols + c];
             double y = (double)b[r * ref_cols + c];
             if (kind == 1) {
                 if (isinf(a[r * cols + c])) {

@@ -346,7 +346,7 @@ START_TEST(test_trace_cost_stats_lanes)
     uint32_t s = 5;
     for (size_t z = 0; z < sizeof sizes / sizeof sizes[0]; z++) {
         size_t n = sizes[z];
-        double sum = 0, sq = 0, lo = INFINITY, hi = -INFINITY;
+        double sum = 0, sq = 0, lo = HUGE_VAL, hi = -HUGE_VAL;
         int64_t nan = 0, inf = 0;
         for (size_t i = 0; i < n; i++) {
             s = s * 1664525u + 1013904223u;

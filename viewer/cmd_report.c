@@ -223,7 +223,7 @@ static int collect_token_probs(struct vw_rep_run *run, char *err, size_t errlen)
         return -1;
     }
     for (int64_t i = 0; i < n; i++) {
-        run->tok_prob[i] = run->tok_logit[i] = NAN;
+        run->tok_prob[i] = run->tok_logit[i] = (double)NAN;
     }
     if (sqlite3_prepare_v2(trc_reader_sql_handle(t->r),
                            "SELECT prob, logit FROM tokens WHERE run_id = ?1 ORDER BY idx", -1, &st,
@@ -318,7 +318,7 @@ static int collect_rms(struct vw_rep_run *run, char *err, size_t errlen)
         return -1;
     }
     for (int64_t i = 0; i < n; i++) {
-        run->rms[i] = NAN;
+        run->rms[i] = (double)NAN;
     }
     for (int64_t i = 0; i < t->n_ops; i++) {
         const int64_t p = residual_point(&t->ops[i]);

@@ -379,7 +379,7 @@ static void print_stats_line(const char *what, double mn, double mx, double mean
 
 static void print_selection_stats(const float *x, int64_t n)
 {
-    double mn = INFINITY, mx = -INFINITY, s = 0, s2 = 0;
+    double mn = HUGE_VAL, mx = -HUGE_VAL, s = 0, s2 = 0;
     int64_t nan = 0, inf = 0, fin = 0;
     for (int64_t i = 0; i < n; i++) {
         if (isnan(x[i]) || isinf(x[i])) {
@@ -394,7 +394,7 @@ static void print_selection_stats(const float *x, int64_t n)
         fin++;
     }
     if (fin == 0) {
-        mn = mx = s = s2 = NAN;
+        mn = mx = s = s2 = (double)NAN;
         fin = 1;
     }
     print_stats_line("selected: ", mn, mx, s / (double)fin, sqrt(s2 / (double)fin), nan, inf);

@@ -88,7 +88,7 @@ static void count_nonfinite(struct vw_cmp *c, float a, float b)
 static void add_finite(struct vw_cmp *c, float a, float b, int64_t idx,
                        const struct vw_cmp_tol *tol)
 {
-    const double da = a, db = b, d = fabs(da - db);
+    const double da = (double)a, db = (double)b, d = fabs(da - db);
     c->s_err += d * d;
     c->s_bb += db * db;
     c->s_aa += da * da;

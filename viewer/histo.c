@@ -13,8 +13,8 @@ void vw_histo_compute(const float *x, int64_t n, int n_bins, struct vw_histo *h)
 {
     memset(h, 0, sizeof *h);
     h->n_bins = n_bins < 1 ? 1 : n_bins > VW_HISTO_MAX_BINS ? VW_HISTO_MAX_BINS : n_bins;
-    h->lo = INFINITY;
-    h->hi = -INFINITY;
+    h->lo = HUGE_VAL;
+    h->hi = -HUGE_VAL;
     for (int64_t i = 0; i < n; i++) {
         if (isnan(x[i])) {
             h->n_nan++;

@@ -97,7 +97,7 @@ static void topk_push(int32_t *top, float *val, int *n, int cap, int32_t id, flo
 static void point_stats(const float *lg, int64_t nv, int32_t tok, int32_t tok2, int k,
                         struct vw_lens_point *p)
 {
-    double mx = -INFINITY, sum = 0;
+    double mx = -HUGE_VAL, sum = 0;
     int64_t above = 0;
     p->n_top = 0;
     for (int64_t j = 0; j < nv; j++) {
@@ -108,7 +108,7 @@ static void point_stats(const float *lg, int64_t nv, int32_t tok, int32_t tok2, 
     for (int64_t j = 0; j < nv; j++) {
         sum += exp((double)lg[j] - mx);
     }
-    p->logit = lg[tok];
+    p->logit = (double)lg[tok];
     p->logit2 = tok2 >= 0 ? (double)lg[tok2] : (double)NAN;
     p->prob = exp((double)lg[tok] - mx) / sum;
     p->rank = above + 1;
@@ -133,7 +133,7 @@ static int lens_alloc(const struct vw_xrun *x, int k, struct vw_lens *l)
     l->n_points = 1 + 2 * x->n_layer;
     l->k = k;
     l->first_top1 = l->first_topk = -1;
-    l->final_vs_recorded = NAN;
+    l->final_vs_recorded = (double)NAN;
     l->p = calloc((size_t)l->n_points, sizeof *l->p);
     if (!l->p) {
         return -1;
@@ -142,7 +142,7 @@ static int lens_alloc(const struct vw_xrun *x, int k, struct vw_lens *l)
         struct vw_lens_point *p = &l->p[i];
         p->layer = i == 0 ? -1 : (int)((i - 1) / 2);
         p->kind = i == 0 ? VW_LENS_EMBD : (i - 1) % 2 == 0 ? VW_LENS_ATTN : VW_LENS_FFN;
-        p->logit = p->logit2 = p->prob = NAN;
+        p->logit = p->logit2 = p->prob = (double)NAN;
     }
     return 0;
 }

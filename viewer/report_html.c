@@ -1355,7 +1355,7 @@ static void lens_line(FILE *f, const struct vw_report *r, int i, const struct pl
 static void lens_chart(FILE *f, const struct vw_report *r)
 {
     const double W = 620, H = 230;
-    struct plot p = {46, 30, W - 46 - 80, H - 30 - 40, INFINITY, -INFINITY, r->ex.lens[0].n_points};
+    struct plot p = {46, 30, W - 46 - 80, H - 30 - 40, HUGE_VAL, -HUGE_VAL, r->ex.lens[0].n_points};
     for (int i = 0; i < r->n_runs; i++) {
         for (int64_t k = 0; k < p.n; k++) {
             const struct vw_lens_point *q = &r->ex.lens[i].p[k];

@@ -172,14 +172,15 @@ static int trace_describe(trc_writer *w, const struct vw_run_opts *o, lm_model *
     rc |= trc_run_set_i64(w, "n_ff", hp->n_ff);
     rc |= trc_run_set_i64(w, "n_vocab", hp->n_vocab);
     rc |= trc_run_set_i64(w, "n_ctx", lm_ctx_n_ctx(ctx));
-    rc |= trc_run_set_f64(w, "rope_theta",
-                          o->faults.rope_theta > 0 ? o->faults.rope_theta : hp->rope_theta);
-    rc |= trc_run_set_f64(w, "rope_freq_scale", hp->rope_freq_scale);
+    const float theta = o->faults.rope_theta > 0 ? o->faults.rope_theta : hp->rope_theta;
+    const float eps = o->faults.rms_eps > 0 ? o->faults.rms_eps : hp->rms_eps;
+    rc |= trc_run_set_f64(w, "rope_theta", (double)theta);
+    rc |= trc_run_set_f64(w, "rope_freq_scale", (double)hp->rope_freq_scale);
     rc |= trc_run_set_str(
         w, "rope_mode",
         (o->faults.rope_mode >= 0 ? o->faults.rope_mode : hp->rope_mode) == LM_ROPE_NEOX ? "neox"
                                                                                          : "norm");
-    rc |= trc_run_set_f64(w, "rms_eps", o->faults.rms_eps > 0 ? o->faults.rms_eps : hp->rms_eps);
+    rc |= trc_run_set_f64(w, "rms_eps", (double)eps);
     rc |= trc_run_set_str(w, "weight_type", lm_type_name(hp->weight_type));
     rc |= trc_run_set_str(w, "kv_type", kv_type == LM_TYPE_F16 ? "f16" : "f32");
     rc |= trc_run_set_str(w, "prompt", prompt);
@@ -187,9 +188,9 @@ static int trace_describe(trc_writer *w, const struct vw_run_opts *o, lm_model *
         rc |= trc_run_set_str(w, "chat_template", lm_chat_name(tmpl));
         rc |= trc_run_set_str(w, "rendered_prompt", rendered);
     }
-    rc |= trc_run_set_f64(w, "temp", o->sampler.temp);
+    rc |= trc_run_set_f64(w, "temp", (double)o->sampler.temp);
     rc |= trc_run_set_i64(w, "top_k", o->sampler.top_k);
-    rc |= trc_run_set_f64(w, "top_p", o->sampler.top_p);
+    rc |= trc_run_set_f64(w, "top_p", (double)o->sampler.top_p);
     rc |= trc_run_set_i64(w, "seed", (int64_t)o->sampler.seed);
     rc |= trc_run_set_i64(w, "n_threads", o->n_threads);
     rc |= trc_run_set_i64(w, "n_predict", o->n_predict);
