@@ -23,7 +23,7 @@ if command -v clang >/dev/null 2>&1; then
   echo "== fuzz build (clang)"
   CC=clang cmake -S . -B build/fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DLLTRACE_FUZZ=ON \
     -DWERROR=ON >/dev/null
-  cmake --build build/fuzz -j "$jobs" --target fuzz_gguf
+  cmake --build build/fuzz -j "$jobs" --target fuzz_gguf fuzz_import
 fi
 
 status=0
@@ -31,8 +31,8 @@ echo "== tests (release)"
 (cd build/release && ctest --output-on-failure -j "$jobs") || status=1
 echo "== tests (asan+ubsan)"
 (cd build/asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j "$jobs") || status=1
-if [ -x build/fuzz/tests/fuzz_gguf ]; then
-  echo "== fuzz (60 s)"
-  (cd build/fuzz && ctest --output-on-failure -R fuzz_gguf) || status=1
+if [ -x build/fuzz/tests/fuzz_gguf ] && [ -x build/fuzz/tests/fuzz_import ]; then
+  echo "== fuzz (60 s each: the GGUF reader, the import parsers)"
+  (cd build/fuzz && ctest --output-on-failure -R '^fuzz_') || status=1
 fi
 exit $status

@@ -88,7 +88,9 @@ static int load_known(sqlite3_stmt *st, struct trc__tensor *t, const char *tname
         snprintf(msg, msglen, "tensor %s: out of memory", tname);
         return TRC_ENOMEM;
     }
-    memcpy(t->known, b, (size_t)len);
+    if (len > 0) { /* b is NULL for an empty blob */
+        memcpy(t->known, b, (size_t)len);
+    }
     for (int64_t i = 0; i < t->n_stored; i++) {
         if (t->known[i] < 0 || t->known[i] >= t->n_elems ||
             (i > 0 && t->known[i] <= t->known[i - 1])) {
