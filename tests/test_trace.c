@@ -461,6 +461,8 @@ START_TEST(test_trace_roundtrip_partial)
     t.n_known = 3;
     ck_assert_int_eq(rec(w, "blk.0.kq", &t, 1), 0);
     ck_assert_int_eq(rec(w, "blk.1.kq", &t, 1), 0); /* partial tensors are not deduplicated */
+    t.n_known = 0; /* nothing known: an empty index blob (fuzz_tensor found it read as NULL) */
+    ck_assert_int_eq(rec(w, "blk.2.kq", &t, 1), 0);
     ck_assert_int_eq(trc_step_end(w, -1), 0);
     ck_assert_int_eq(trc_writer_close(w), 0);
     trc_reader *r = ropen(p);
@@ -474,7 +476,11 @@ START_TEST(test_trace_roundtrip_partial)
     ck_assert_int_eq(trc_reader_tensor_known(r, 1, kb, 3), 0);
     ck_assert(back[1] == -1.5f && kb[0] == 0 && kb[1] == 5 && kb[2] == 11);
     ck_assert_int_eq(trc_reader_tensor_known(r, 1, kb, 2), TRC_EINVAL);
-    ck_assert_str_eq(lt_sql1(trc_reader_sql_handle(r), "SELECT count(*) FROM tensors"), "2");
+    ck_assert_int_eq(trc_reader_tensor_info(r, 3, &ti), 0);
+    ck_assert(ti.partial && ti.n_elems == 12 && ti.n_stored == 0 && ti.nbytes == 0);
+    ck_assert_int_eq(trc_reader_tensor_known(r, 3, kb, 0), 0);
+    ck_assert_int_eq(trc_reader_tensor_f32(r, 3, back, 0), 0);
+    ck_assert_str_eq(lt_sql1(trc_reader_sql_handle(r), "SELECT count(*) FROM tensors"), "3");
     trc_reader_close(r);
 }
 END_TEST
