@@ -29,7 +29,9 @@ static lm_tok *tok_once(void)
     if (g_tok) {
         return g_tok;
     }
-    char path[] = "/tmp/lltrace-fuzz-tok-XXXXXX";
+    const char *dir = getenv("TMPDIR");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/lltrace-fuzz-tok-XXXXXX", dir && *dir ? dir : "/tmp");
     int fd = mkstemp(path);
     if (fd < 0) {
         __builtin_trap();
