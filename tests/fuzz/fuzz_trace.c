@@ -7,14 +7,18 @@
  * run, step, op and tensor it holds is read, header and data. SQLite finds most damage; what
  * it lets through (a changed number, text or blob inside a record) reaches the reader's own
  * checks. Either the open fails with a message, or everything reads or is refused with one;
- * no crash, no leak. Invariants that fail trap. Run: ./fuzz_trace CORPUS -max_total_time=60.
+ * no crash, no leak. Then the commands that read a trace run on it as a user would run them
+ * (`lltrace info`, `ops`, `show`, `diff` against the valid trace, `sql` on the views), their
+ * output thrown away. Invariants that fail trap. Run: ./fuzz_trace CORPUS -max_total_time=60.
  */
+#include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "cmds.h"
 #include "trc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -39,6 +43,31 @@ static void remove_files(void)
     for (int k = 0; k < 4; k++) {
         snprintf(p, sizeof p, "%s%s", g_path, side[k]);
         unlink(p);
+    }
+}
+
+static void remove_all(void)
+{
+    remove_files();
+    unlink(g_base);
+}
+
+/* Runs an lltrace command with its output and messages thrown away (the C streams only: the
+ * sanitizers and libFuzzer write to the file descriptors, so their reports still show). */
+static void command(int (*cmd)(int, char **), int argc, char **argv)
+{
+    static FILE *null;
+    if (!null && !(null = fopen("/dev/null", "w"))) {
+        __builtin_trap();
+    }
+    FILE *out = stdout, *err = stderr;
+    stdout = stderr = null;
+    optind = 0; /* getopt starts over */
+    int rc = cmd(argc, argv);
+    stdout = out;
+    stderr = err;
+    if (rc < 0) {
+        __builtin_trap(); /* commands return an exit status */
     }
 }
 
@@ -97,8 +126,7 @@ static void make_base(void)
         __builtin_trap();
     }
     fclose(f);
-    unlink(g_base);
-    atexit(remove_files);
+    atexit(remove_all); /* the valid trace stays for `diff` */
 }
 
 static void read_tensor(trc_reader *r, int64_t id)
@@ -194,5 +222,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     walk(r);
     trc_reader_close(r);
+    char *info[] = {"info", g_path}, *ops[] = {"ops", g_path, "--json"};
+    char *show[] = {"show", g_path, "blk.0.attn_q", "--step", "1"};
+    char *diff[] = {"diff", g_base, g_path, "--steps"};
+    char *sql[] = {"sql", g_path, "SELECT * FROM v_runs; SELECT * FROM v_op_tensors"};
+    command(cmd_info, 2, info);
+    command(cmd_ops, 3, ops);
+    command(cmd_show, 5, show);
+    command(cmd_diff, 4, diff);
+    command(cmd_sql, 3, sql);
     return 0;
 }
