@@ -34,7 +34,7 @@ echo "== tests (release)"
 echo "== tests (asan+ubsan)"
 (cd build/asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j "$jobs") || status=1
 if [ -x build/fuzz/tests/fuzz_gguf ]; then
-  echo "== fuzz (60 s each: GGUF reader, import parsers, tensor loader, trace reader, tokenizer)"
+  echo "== fuzz (60 s each: GGUF, import parsers, tensor loader, trace reader, model, tokenizer)"
   (cd build/fuzz && ctest --output-on-failure -R '^fuzz_') || status=1
 fi
 exit $status
