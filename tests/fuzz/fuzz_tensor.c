@@ -179,11 +179,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (damage & 4) {
         r.n_elems -= 1;
     }
-    if (damage & 8) {
-        snprintf(r.shape, sizeof r.shape, "[%d,%d", data[3], data[4]); /* unclosed, or... */
-        if (data[5] & 1) {
-            snprintf(r.shape, sizeof r.shape, "[%lld,0]", (long long)r.n_elems); /* one dim more */
-        }
+    if (damage & 8 && data[5] & 1) { /* a dimension more, of size 0 */
+        snprintf(r.shape, sizeof r.shape, "[%lld,0]", (long long)r.n_elems);
+    } else if (damage & 8) { /* not JSON: the bracket is not closed */
+        snprintf(r.shape, sizeof r.shape, "[%d,%d", data[3], data[4]);
     }
     if (damage & 16) {
         r.hash[data[5] % 16] = r.hash[data[5] % 16] == '0' ? '1' : '0';
