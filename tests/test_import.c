@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "import_int.h"
 #include "npy.h"
@@ -493,6 +494,22 @@ START_TEST(test_import_logits_files)
     ck_assert_int_eq(n2, 3);
     ck_assert_int_eq(t2[2], 407);
     free(t2);
+    /* the parser alone: a multi-line prompt ends at n_tokens or token ids, whichever is first;
+     * a refusal names the file and leaves nothing allocated */
+    char *p2;
+    const char *two = "x\nprompt: a\nb\ntoken ids: 5 6\nn_tokens: 2\n";
+    ck_assert_int_eq(
+        vw_prompt_text_parse(two, strlen(two), "p.txt", &p2, &t2, &n2, err, sizeof err), 0);
+    ck_assert_str_eq(p2, "a\nb");
+    ck_assert_int_eq(n2, 2);
+    free(p2);
+    free(t2);
+    const char *bad = "prompt: a\ntoken ids: 5, x\n";
+    ck_assert_int_eq(
+        vw_prompt_text_parse(bad, strlen(bad), "p.txt", &p2, &t2, &n2, err, sizeof err), -1);
+    ck_assert_ptr_null(p2);
+    ck_assert_ptr_null(t2);
+    ck_assert_msg(strstr(err, "p.txt: bad token id near 'x'"), "%s", err);
 
     struct vw_imp imp;
     vw_imp_init(&imp, "llama.cpp-logits");
@@ -756,6 +773,40 @@ START_TEST(test_import_npy_steps_and_map)
 }
 END_TEST
 
+/* Arrays that no map row names are an error naming the directory and what was found; layers
+ * order numerically, however large their numbers (a sort key once packed them into 24 bits). */
+START_TEST(test_import_npy_unmatched_and_layer_order)
+{
+    char dir[512], map[700];
+    char err[VW_IMP_ERR_MAX];
+    struct vw_imp imp;
+    lt_tmp_dir(dir, sizeof dir, "import_npy_order");
+    write_npy(dir, "blk99999999", 2, 4, 0);
+    write_npy(dir, "blk3", 2, 4, 0);
+    write_npy(dir, "logits", 2, 4, 0);
+    snprintf(map, sizeof map, "%s.map", dir);
+    const char *none = "nothing.{L} blk.{L}.l_out add\n";
+    ck_assert_int_eq(lt_write_file(map, none, strlen(none)), 0);
+    struct vw_npy_opts o = {map, false, 0, 0, NULL, 0};
+    vw_imp_init(&imp, "npy");
+    ck_assert_int_eq(vw_import_npy_dir(dir, &o, &imp, err, sizeof err), -1);
+    ck_assert_msg(strstr(err, "no .npy/.npz array matches the name map; found: ") &&
+                      strstr(err, "blk3") && strncmp(err, dir, strlen(dir)) == 0,
+                  "%s", err);
+    vw_imp_release(&imp);
+    const char *m = "blk{L} blk.{L}.l_out add\nlogits output matmul\n";
+    ck_assert_int_eq(lt_write_file(map, m, strlen(m)), 0);
+    vw_imp_init(&imp, "npy");
+    ck_assert_msg(vw_import_npy_dir(dir, &o, &imp, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(imp.n_ops, 3);
+    ck_assert_str_eq(imp.ops[0].name, "blk.3.l_out");
+    ck_assert_str_eq(imp.ops[1].name, "blk.99999999.l_out");
+    ck_assert_str_eq(imp.ops[2].name, "output");
+    vw_imp_release(&imp);
+    unlink(map);
+}
+END_TEST
+
 /* ---- roundtrip: the written trace -------------------------------------------------------------
  */
 
@@ -889,6 +940,7 @@ Suite *import_suite(void)
     tcase_add_test(core, test_import_npy_unpermute);
     tcase_add_test(core, test_import_npy_unpermute_dir);
     tcase_add_test(core, test_import_npy_steps_and_map);
+    tcase_add_test(core, test_import_npy_unmatched_and_layer_order);
     suite_add_tcase(s, core);
     TCase *errors = tcase_create("errors");
     tcase_add_test(errors, test_import_garbage_and_binary);

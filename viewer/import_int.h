@@ -205,6 +205,9 @@ int vw_tokens_read(const char *arg, int32_t **ids, int64_t *n, char *err, size_t
  * are malloc'd. */
 int vw_prompt_file_read(const char *path, char **prompt, int32_t **ids, int64_t *n, char *err,
                         size_t errlen);
+/* The same from text[0..len) (text[len] must be readable and NUL); name is used in messages. */
+int vw_prompt_text_parse(const char *text, size_t len, const char *name, char **prompt,
+                         int32_t **ids, int64_t *n, char *err, size_t errlen);
 
 /* Reads a whole file (NUL-terminated, malloc'd). Returns 0 or -1 with "<path>: <reason>". */
 int vw_file_slurp(const char *path, char **buf, size_t *len, char *err, size_t errlen);

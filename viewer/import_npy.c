@@ -502,10 +502,19 @@ static int cmp_step(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* Execution order: pos0 holds (phase << 32) | map row (order_step), then the layer decides. */
 static int cmp_key(const void *a, const void *b)
 {
-    int64_t x = ((const struct vw_imp_op *)a)->pos0, y = ((const struct vw_imp_op *)b)->pos0;
-    return (x > y) - (x < y);
+    const struct vw_imp_op *x = a, *y = b;
+    int64_t px = x->pos0 >> 32, py = y->pos0 >> 32;
+    int64_t rx = x->pos0 & 0xffffffff, ry = y->pos0 & 0xffffffff;
+    if (px != py) {
+        return (px > py) - (px < py);
+    }
+    if (x->layer != y->layer) {
+        return (x->layer > y->layer) - (x->layer < y->layer);
+    }
+    return (rx > ry) - (rx < ry);
 }
 
 /* Puts a step's ops in execution order (before the layers, layer by layer in map order, after
@@ -513,8 +522,8 @@ static int cmp_key(const void *a, const void *b)
 static int order_step(struct npy_ctx *c, int64_t *pos0)
 {
     struct vw_imp *imp = c->imp;
-    struct vw_imp_op *ops = imp->ops + c->first_op;
     int64_t n = imp->n_ops - c->first_op;
+    struct vw_imp_op *ops = n > 0 ? imp->ops + c->first_op : NULL;
     int first_l = c->map->n;
     for (int i = 0; i < c->map->n; i++) {
         if (strstr(c->map->rows[i].pattern, "{L}")) {
@@ -523,9 +532,9 @@ static int order_step(struct npy_ctx *c, int64_t *pos0)
         }
     }
     for (int64_t k = 0; k < n; k++) {
-        int64_t row = ops[k].pos0;
+        int64_t row = ops[k].pos0; /* the map row, 0 <= row < map->n */
         int64_t phase = ops[k].layer >= 0 ? 1 : (row < first_l ? 0 : 2);
-        ops[k].pos0 = (phase << 48) | ((int64_t)(ops[k].layer + 1) << 24) | row;
+        ops[k].pos0 = (phase << 32) | row;
     }
     if (n > 1) {
         qsort(ops, (size_t)n, sizeof *ops, cmp_key);

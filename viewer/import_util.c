@@ -329,6 +329,40 @@ int vw_tokens_read(const char *arg, int32_t **ids, int64_t *n, char *err, size_t
     return rc;
 }
 
+int vw_prompt_text_parse(const char *text, size_t len, const char *name, char **prompt,
+                         int32_t **ids, int64_t *n, char *err, size_t errlen)
+{
+    *prompt = NULL;
+    *ids = NULL;
+    *n = 0;
+    const char *p = strncmp(text, "prompt: ", 8) == 0 ? text : strstr(text, "\nprompt: ");
+    const char *t = strstr(text, "\ntoken ids: ");
+    if (!p || !t || memchr(text, 0, len)) {
+        snprintf(err, errlen, "%s: not a llama-debug prompt file (no 'prompt:'/'token ids:')",
+                 name);
+        return -1;
+    }
+    p += (p == text) ? 8 : 9;
+    const char *pe = strstr(p, "\nn_tokens: ");
+    pe = pe && pe < t ? pe : t;
+    t += 12;
+    const char *te = strchr(t, '\n');
+    char *line = strndup(t, te ? (size_t)(te - t) : strlen(t));
+    *prompt = pe > p ? strndup(p, (size_t)(pe - p)) : strdup("");
+    int rc = -1;
+    if (!line || !*prompt) {
+        snprintf(err, errlen, "%s: out of memory", name);
+    } else {
+        rc = parse_ids(line, name, ids, n, err, errlen);
+    }
+    if (rc < 0) {
+        free(*prompt);
+        *prompt = NULL;
+    }
+    free(line);
+    return rc;
+}
+
 int vw_prompt_file_read(const char *path, char **prompt, int32_t **ids, int64_t *n, char *err,
                         size_t errlen)
 {
@@ -340,28 +374,7 @@ int vw_prompt_file_read(const char *path, char **prompt, int32_t **ids, int64_t 
     if (vw_file_slurp(path, &buf, &len, err, errlen) < 0) {
         return -1;
     }
-    const char *p = strncmp(buf, "prompt: ", 8) == 0 ? buf : strstr(buf, "\nprompt: ");
-    const char *t = strstr(buf, "\ntoken ids: ");
-    if (!p || !t || memchr(buf, 0, len)) {
-        snprintf(err, errlen, "%s: not a llama-debug prompt file (no 'prompt:'/'token ids:')",
-                 path);
-        free(buf);
-        return -1;
-    }
-    p += (p == buf) ? 8 : 9;
-    const char *pe = strstr(p, "\nn_tokens: ");
-    pe = pe ? pe : t;
-    *prompt = strndup(p, (size_t)(pe - p));
-    t += 12;
-    char *te = strchr(t, '\n');
-    if (te) {
-        *te = '\0';
-    }
-    int rc = *prompt ? parse_ids(t, path, ids, n, err, errlen) : -1;
-    if (rc < 0) {
-        free(*prompt);
-        *prompt = NULL;
-    }
+    int rc = vw_prompt_text_parse(buf, len, path, prompt, ids, n, err, errlen);
     free(buf);
     return rc;
 }

@@ -1,9 +1,11 @@
 /*
  * libFuzzer harness for the parsers of the files `lltrace import` reads, which come from other
  * programs and from users: llama.cpp's eval-callback text (vw_lc_parse) and NumPy .npy
- * (vw_npy_parse_f32), .npz archives (vw_npz_walk, each member parsed as .npy) and token lists
- * (vw_tokens_parse_list). A text dump that parses is also mapped to canonical ops (vw_lc_map).
- * The first byte of an input picks the parser (mod 4: 0 text, 1 .npy, 2 .npz, 3 token list);
+ * (vw_npy_parse_f32), .npz archives (vw_npz_walk, each member parsed as .npy), token lists
+ * (vw_tokens_parse_list), llama-debug's prompt file (vw_prompt_text_parse) and the name map of
+ * `import npy --map` (applied by vw_import_npy_dir to a fixed directory of arrays). A text dump
+ * that parses is also mapped to canonical ops (vw_lc_map). The first byte of an input picks the
+ * parser (mod 8: 0 and 4 text, 1 and 5 .npy, 2 .npz, 3 token list, 6 name map, 7 prompt file);
  * the rest is the file. Everything a parse returns is walked, so a record or array that claims
  * more than it holds shows up as an ASan report; a failure must leave nothing allocated and
  * name the file. Invariants that fail trap.
@@ -12,8 +14,10 @@
  * ./fuzz_import CORPUS_DIR tests/fuzz/import_seeds -max_total_time=60.
  */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "import_int.h"
 #include "npy.h"
@@ -154,23 +158,162 @@ static void fuzz_tokens(const uint8_t *data, size_t size)
     free(s);
 }
 
+static void fuzz_prompt(const uint8_t *data, size_t size)
+{
+    char *s = malloc(size + 1); /* vw_prompt_text_parse wants text[len] readable and NUL */
+    if (!s) {
+        return;
+    }
+    memcpy(s, data, size);
+    s[size] = '\0';
+    char *prompt = NULL;
+    int32_t *ids = NULL;
+    int64_t n = -1;
+    char err[512] = "";
+    if (vw_prompt_text_parse(s, size, "fuzz", &prompt, &ids, &n, err, sizeof err) == 0) {
+        if (!prompt || n <= 0 || !ids || strlen(prompt) > size) {
+            __builtin_trap();
+        }
+        for (int64_t i = 0; i < n; i++) {
+            if (ids[i] < 0) {
+                __builtin_trap();
+            }
+        }
+    } else if (prompt || ids || strncmp(err, "fuzz", 4) != 0) {
+        __builtin_trap(); /* a refusal frees what it made and names the file */
+    }
+    free(prompt);
+    free(ids);
+    free(s);
+}
+
+/* ---- the name map: a fixed directory of arrays, imported through each input as the map ---- */
+
+static char g_dir[64]; /* the arrays: HF module names, 2 positions x 8 values */
+static char g_map[96]; /* the input, written here for each run */
+
+static int write_npy(const char *dir, const char *module)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s.npy", dir, module);
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        return -1;
+    }
+    char hdr[128];
+    memset(hdr, ' ', sizeof hdr);
+    static const char dict[] = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 8), }";
+    memcpy(hdr, "\x93NUMPY\x01\x00\x76\x00", 10); /* header length 118: 10 + 118 = 128 */
+    memcpy(hdr + 10, dict, sizeof dict - 1);
+    hdr[127] = '\n';
+    float v[16];
+    for (int i = 0; i < 16; i++) {
+        v[i] = (float)i * 0.25f - 1.0f;
+    }
+    int ok = fwrite(hdr, 1, sizeof hdr, f) == sizeof hdr && fwrite(v, 4, 16, f) == 16;
+    return (fclose(f) == 0 && ok) ? 0 : -1;
+}
+
+static const char *const modules[] = {
+    "model.embed_tokens",
+    "model.layers.0.input_layernorm",
+    "model.layers.0.self_attn.q_proj",
+    "model.layers.1.self_attn.k_proj",
+    "model.layers.12.mlp",
+    "model.layers.7",
+    "model.norm",
+    "lm_head",
+};
+
+static void map_cleanup(void)
+{
+    char path[512];
+    for (size_t i = 0; i < sizeof modules / sizeof modules[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s.npy", g_dir, modules[i]);
+        unlink(path);
+    }
+    unlink(g_map);
+    rmdir(g_dir);
+}
+
+static int map_setup(void)
+{
+    snprintf(g_dir, sizeof g_dir, "/tmp/fuzz_import_npy.XXXXXX");
+    if (!mkdtemp(g_dir)) {
+        g_dir[0] = '\0';
+        return -1;
+    }
+    for (size_t i = 0; i < sizeof modules / sizeof modules[0]; i++) {
+        if (write_npy(g_dir, modules[i]) < 0) {
+            return -1;
+        }
+    }
+    snprintf(g_map, sizeof g_map, "%s.map", g_dir);
+    atexit(map_cleanup);
+    return 0;
+}
+
+static void fuzz_map(const uint8_t *data, size_t size)
+{
+    static int ready; /* 0 not yet, 1 set up, -1 failed */
+    if (ready == 0) {
+        ready = map_setup() == 0 ? 1 : -1;
+    }
+    FILE *f = ready > 0 && size > 0 ? fopen(g_map, "wb") : NULL;
+    if (!f) {
+        return;
+    }
+    int ok = fwrite(data + 1, 1, size - 1, f) == size - 1;
+    if (fclose(f) != 0 || !ok) {
+        return;
+    }
+    const int32_t tokens[2] = {1, 403};
+    struct vw_npy_opts o = {
+        g_map, (data[0] & 1) != 0, 1 + (data[0] >> 1) % 4, 1 + (data[0] >> 3) % 4, tokens, 2};
+    struct vw_imp imp;
+    vw_imp_init(&imp, "hf-npy");
+    char err[VW_IMP_ERR_MAX] = "";
+    if (vw_import_npy_dir(g_dir, &o, &imp, err, sizeof err) < 0) {
+        if (strncmp(err, g_map, strlen(g_map)) != 0 && strncmp(err, g_dir, strlen(g_dir)) != 0) {
+            __builtin_trap(); /* a refusal names the map or the directory */
+        }
+    } else {
+        for (int64_t i = 0; i < imp.n_ops; i++) {
+            const struct vw_imp_op *op = &imp.ops[i];
+            if (!memchr(op->name, '\0', sizeof op->name) || op->n_known != 16 || !op->vals) {
+                __builtin_trap();
+            }
+            (void)(volatile float)op->vals[15];
+        }
+    }
+    vw_imp_release(&imp);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0) {
         return 0;
     }
-    switch (data[0] % 4) {
+    switch (data[0] % 8) {
     case 0:
+    case 4:
         fuzz_text(data + 1, size - 1);
         break;
     case 1:
+    case 5:
         fuzz_npy(data + 1, size - 1);
         break;
     case 2:
         fuzz_npz(data + 1, size - 1);
         break;
-    default:
+    case 3:
         fuzz_tokens(data + 1, size - 1);
+        break;
+    case 6:
+        fuzz_map(data + 1, size - 1);
+        break;
+    default:
+        fuzz_prompt(data + 1, size - 1);
         break;
     }
     return 0;
