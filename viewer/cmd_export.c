@@ -481,6 +481,7 @@ int cmd_export(int argc, char **argv)
         return 1;
     }
     rc = a.run < 0 ? vw_reader_first_run(r, &a.run) : 0;
+    rc = rc ? rc : vw_check_selection(r, a.run, a.all ? a.filter.step : -1, a.filter.layer);
     if (rc == 0) {
         rc = a.out ? export_one(r, &a) : a.all ? export_all(r, &a) : export_chrome(r, &a);
     }

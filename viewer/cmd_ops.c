@@ -188,6 +188,7 @@ int cmd_ops(int argc, char **argv)
         return 1;
     }
     rc = a.run < 0 ? vw_reader_first_run(r, &a.run) : 0;
+    rc = rc ? rc : vw_check_selection(r, a.run, a.filter.step, a.filter.layer);
     vw_table *t = rc == 0 ? vw_table_create(N_COLUMNS, columns) : NULL;
     if (rc == 0 && !t) {
         rc = vw_error("out of memory");

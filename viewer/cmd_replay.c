@@ -9,6 +9,7 @@
  */
 #include "align_int.h"
 #include "cmds.h"
+#include "query_int.h"
 #include "replay_int.h"
 #include "run_int.h"
 #include "vw.h"
@@ -475,6 +476,9 @@ static int with_trace(struct vw_trace *t, const struct ropts *o)
     int rc;
     if (o->run) {
         return rerun(t, o);
+    }
+    if (vw_check_selection(t->r, t->run.id, o->step, o->layer) != 0) {
+        return 1;
     }
     if (vw_replay_create(t, o->model, &rp, err, sizeof err) < 0) {
         return vw_error("%s", err);

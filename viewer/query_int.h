@@ -26,6 +26,12 @@ int vw_reader_error(trc_reader *r);
 /* The id of the trace's first run (*run = -1 and a message when it has none). Returns 0 or 1. */
 int vw_reader_first_run(trc_reader *r, int64_t *run);
 
+/* Checks the selection of --run, --step and --layer (step and layer -1: any) against what the
+ * trace holds, so that a command does not print an empty answer to a question about a run,
+ * step or layer that is not there. Returns 0, or 1 after printing e.g. "lltrace: t.trace: step 99
+ * out of range: the trace has steps 0..15". */
+int vw_check_selection(trc_reader *r, int64_t run, int64_t step, int64_t layer);
+
 /*
  * Finds an op: `spec` is an op id ("42") or a canonical name ("blk.3.rope_q") looked up at
  * (run, step). On failure prints a message such as "lltrace: t.trace: no op 'blk.9.attn_q' at

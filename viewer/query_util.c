@@ -63,6 +63,45 @@ static int64_t query_i64(sqlite3 *db, const char *sql, int64_t a, int64_t b, int
     return v;
 }
 
+int vw_check_selection(trc_reader *r, int64_t run, int64_t step, int64_t layer)
+{
+    sqlite3 *db = trc_reader_sql_handle(r);
+    const char *path = trc_reader_path(r);
+    if (query_i64(db, "SELECT count(*) FROM runs WHERE id = ?1", run, 0, 0) == 0) {
+        int64_t lo = query_i64(db, "SELECT min(id) FROM runs", 0, 0, -1);
+        int64_t hi = query_i64(db, "SELECT max(id) FROM runs", 0, 0, -1);
+        if (lo < 0) {
+            return vw_error("%s: the trace holds no run", path);
+        }
+        return lo == hi ? vw_error("%s: no run %lld (the trace holds run %lld)", path,
+                                   (long long)run, (long long)lo)
+                        : vw_error("%s: no run %lld (the trace holds runs %lld..%lld)", path,
+                                   (long long)run, (long long)lo, (long long)hi);
+    }
+    /* the completed steps (steps whose ops the rules left out count), else the ops' */
+    int64_t last = query_i64(db, "SELECT max(step) FROM steps WHERE run_id = ?1", run, 0, -1);
+    if (last < 0) {
+        last = query_i64(db, "SELECT max(step) FROM ops WHERE run_id = ?1", run, 0, -1);
+    }
+    if (step >= 0 && last < 0) {
+        return vw_error("%s: step %lld out of range: run %lld holds no step", path, (long long)step,
+                        (long long)run);
+    }
+    if (step > last) {
+        return vw_error("%s: step %lld out of range: the trace has steps 0..%lld", path,
+                        (long long)step, (long long)last);
+    }
+    int64_t n_layer = query_i64(db, "SELECT n_layer FROM runs WHERE id = ?1", run, 0, -1);
+    if (n_layer < 0) {
+        n_layer = query_i64(db, "SELECT max(layer) + 1 FROM ops WHERE run_id = ?1", run, 0, 0);
+    }
+    if (layer >= 0 && layer >= n_layer) {
+        return vw_error("%s: layer %lld out of range: the model has %lld layers (0..%lld)", path,
+                        (long long)layer, (long long)n_layer, (long long)n_layer - 1);
+    }
+    return 0;
+}
+
 /* The name exists, but not at this step (recording rules), or not at all. */
 static int op_elsewhere(trc_reader *r, const char *name, int64_t run, int64_t step)
 {

@@ -50,6 +50,9 @@ expect 0 "" "$BIN" diff --rtol 1e-2 --atol 1e-3 "$TMP/a.trace" "$TMP/kv.trace"
 expect 0 "" "$BIN" replay --help
 expect 2 "expected TRACE and OP" "$BIN" replay "$TMP/a.trace"
 expect 2 "bad value" "$BIN" replay "$TMP/a.trace" blk.0.kq --step x
+expect 1 "a.trace: step 99 out of range: the trace has steps 0.." \
+    "$BIN" replay "$TMP/a.trace" --all --step 99
+expect 1 "a.trace: layer 99 out of range: the model has " "$BIN" replay "$TMP/a.trace" --all --layer 99
 expect 0 "" "$BIN" replay "$TMP/a.trace" --all
 has "0 differ, 0 skipped"
 expect 0 "" "$BIN" replay "$TMP/a.trace" blk.1.kqv --step 1

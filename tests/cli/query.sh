@@ -48,6 +48,16 @@ expect 0 "" "$BIN" ops t.trace --kind rope --json
     fail "ops --kind rope: want 16 rope ops (2 layers x q,k x 4 steps)"
 expect 2 "missing TRACE" "$BIN" ops
 expect 2 "--step" "$BIN" ops t.trace --step x
+# a run, step or layer the trace does not hold is an error, not an empty list
+expect 1 "lltrace: t.trace: step 4 out of range: the trace has steps 0..3" "$BIN" ops t.trace --step 4
+expect 1 "lltrace: t.trace: layer 2 out of range: the model has 2 layers (0..1)" \
+    "$BIN" ops t.trace --layer 2
+expect 1 "lltrace: t.trace: no run 2 (the trace holds run 1)" "$BIN" ops t.trace --run 2
+expect 1 "lltrace: t.trace: step 9 out of range: the trace has steps 0..3" \
+    "$BIN" export t.trace --all dump9 --step 9
+[ -e dump9 ] && fail "export --all --step 9 made its directory"
+expect 0 "" "$BIN" ops t.trace --name 'blk.9.*'
+[ "$(wc -l <"$TMP/out")" -eq 2 ] || fail "ops --name matching nothing: want the header alone"
 
 # ---- show ----------------------------------------------------------------------------------
 expect 0 "" "$BIN" show t.trace blk.0.rope_q
