@@ -610,6 +610,10 @@ static int parse(int argc, char **argv, struct dopts *o)
             return vw_usage_error("diff", "unknown option");
         }
     }
+    if (argc - optind > 2) {
+        return vw_usage_error("diff", "expected two traces, A (reference) and B; '%s' is a third",
+                              argv[optind + 2]);
+    }
     if (argc - optind != 2) {
         return vw_usage_error("diff", "expected two traces, A (reference) and B");
     }

@@ -22,6 +22,7 @@ expect 0 "" "$BIN" diff --help
 has "NMSE = sum (a-b)^2 / sum b^2"
 expect 0 "" "$BIN" help diff
 expect 2 "expected two traces" "$BIN" diff "$TMP/a.trace"
+expect 2 "expected two traces, A (reference) and B; '9' is a third" "$BIN" diff "$TMP/a.trace" "$TMP/a.trace" --step 9
 expect 2 "not a tolerance" "$BIN" diff --atol x "$TMP/a.trace" "$TMP/a.trace"
 expect 2 "--color takes" "$BIN" diff --color pink "$TMP/a.trace" "$TMP/a.trace"
 
