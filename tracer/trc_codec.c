@@ -40,6 +40,15 @@ const char *trc_strerror(int code)
     }
 }
 
+const char *trc__os_error(int e, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "%s", strerror(e));
+    if (buf[0] >= 'A' && buf[0] <= 'Z' && buf[1] >= 'a' && buf[1] <= 'z') {
+        buf[0] = (char)(buf[0] - 'A' + 'a'); /* "No such file", not "I/O error" */
+    }
+    return buf;
+}
+
 size_t trc__dtype_size(enum trc_dtype dt)
 {
     return (dt >= 0 && dt < TRC_DTYPE_COUNT) ? dtypes[dt].size : 0;

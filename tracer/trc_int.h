@@ -27,6 +27,8 @@ extern const char trc__schema_sql[];
 /* Element width in bytes of a dtype (0 for an invalid one), its name ("f32") and the reverse. */
 size_t trc__dtype_size(enum trc_dtype dt);
 const char *trc__dtype_name(enum trc_dtype dt);
+/* strerror(e) as messages write it, lower-case ("no such file or directory"), into buf. */
+const char *trc__os_error(int e, char *buf, size_t cap);
 int trc__dtype_parse(const char *name, enum trc_dtype *out);
 
 /* 64-bit rotate left (0 < r < 64), and the little-endian 64-bit word at p (any alignment):

@@ -148,7 +148,8 @@ static int open_checked(const char *path, sqlite3 **out, char *msg, size_t msgle
     struct stat sb;
     *out = NULL;
     if (stat(path, &sb) < 0) {
-        snprintf(msg, msglen, "%s: cannot open: %s", path, strerror(errno));
+        char os[128];
+        snprintf(msg, msglen, "%s: cannot open: %s", path, trc__os_error(errno, os, sizeof os));
         return TRC_EIO;
     }
     if (!S_ISREG(sb.st_mode)) {
@@ -229,8 +230,9 @@ int trc_reader_attach(trc_reader *r, const char *name, const char *path)
     }
     struct stat sb;
     if (stat(path, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+        char os[128];
         return fail(r, TRC_EIO, "%s: cannot open: %s", path,
-                    errno ? strerror(errno) : "not a regular file");
+                    errno ? trc__os_error(errno, os, sizeof os) : "not a regular file");
     }
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(r->db, "ATTACH DATABASE ?1 AS ?2", -1, &st, NULL) != SQLITE_OK) {

@@ -467,12 +467,13 @@ static int create_locked(const char *path, bool overwrite, int *fd_out, char *ms
 {
     struct stat sb;
     if (stat(path, &sb) == 0) {
-        if (!overwrite) {
-            snprintf(msg, msglen, "%s: file exists; refusing to overwrite it", path);
+        if (!S_ISREG(sb.st_mode)) {
+            snprintf(msg, msglen, "%s: %s; refusing to overwrite it", path,
+                     S_ISDIR(sb.st_mode) ? "is a directory" : "not a regular file");
             return TRC_EEXIST;
         }
-        if (!S_ISREG(sb.st_mode)) {
-            snprintf(msg, msglen, "%s: not a regular file; refusing to overwrite it", path);
+        if (!overwrite) {
+            snprintf(msg, msglen, "%s: file exists; refusing to overwrite it", path);
             return TRC_EEXIST;
         }
         int ofd = open(path, O_RDONLY | O_CLOEXEC);
@@ -489,15 +490,20 @@ static int create_locked(const char *path, bool overwrite, int *fd_out, char *ms
             char p[4096];
             snprintf(p, sizeof p, "%s%s", path, sfx[i]);
             if (unlink(p) < 0 && errno != ENOENT) {
-                snprintf(msg, msglen, "%s: cannot remove the old trace: %s", path, strerror(errno));
+                char os[128];
+                snprintf(msg, msglen, "%s: cannot remove the old trace: %s", path,
+                         trc__os_error(errno, os, sizeof os));
                 return TRC_EIO;
             }
         }
     }
     int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
     if (fd < 0) {
-        snprintf(msg, msglen, "%s: cannot create the trace: %s", path, strerror(errno));
-        return errno == EEXIST ? TRC_EBUSY : TRC_EIO;
+        const int e = errno;
+        char os[128];
+        snprintf(msg, msglen, "%s: cannot create the trace: %s", path,
+                 trc__os_error(e, os, sizeof os));
+        return e == EEXIST ? TRC_EBUSY : TRC_EIO;
     }
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
         snprintf(msg, msglen, "%s: trace is open for writing by another writer", path);

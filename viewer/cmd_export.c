@@ -295,7 +295,7 @@ static int make_dir(const char *dir)
         return 0;
     }
     return vw_error("%s: cannot create directory: %s", dir,
-                    errno == EEXIST ? "a file is in the way" : strerror(errno));
+                    errno == EEXIST ? "a file is in the way" : vw_strerror(errno));
 }
 
 static int export_all(trc_reader *r, const struct export_args *a)
@@ -309,7 +309,7 @@ static int export_all(trc_reader *r, const struct export_args *a)
     snprintf(path, sizeof path, "%s/index.tsv", a->all);
     FILE *idx = rc == 0 ? fopen(path, "w") : NULL;
     if (rc == 0 && !idx) {
-        rc = vw_error("%s: cannot create: %s", path, strerror(errno));
+        rc = vw_error("%s: cannot create: %s", path, vw_strerror(errno));
     }
     if (rc == 0) {
         fputs("file\top_id\tstep\tseq\tlayer\tname\tkind\trole\ttensor_id\tdtype\tshape\tpartial\n",
@@ -442,7 +442,7 @@ static int export_chrome(trc_reader *r, const struct export_args *a)
 {
     struct chrome ch = {r, fopen(a->chrome, "w"), a->run, 0};
     if (!ch.f) {
-        return vw_error("%s: cannot create: %s", a->chrome, strerror(errno));
+        return vw_error("%s: cannot create: %s", a->chrome, vw_strerror(errno));
     }
     fputs("{\"displayTimeUnit\":\"ns\",\"traceEvents\":[", ch.f);
     fprintf(ch.f,

@@ -90,10 +90,7 @@ static int is_gguf(const char *path)
     char magic[4];
     FILE *f = fopen(path, "rb");
     if (!f) {
-        char m[128];
-        snprintf(m, sizeof m, "%s", strerror(errno));
-        m[0] = (char)(m[0] >= 'A' && m[0] <= 'Z' ? m[0] - 'A' + 'a' : m[0]);
-        vw_error("%s: cannot open: %s", path, m);
+        vw_error("%s: cannot open: %s", path, vw_strerror(errno));
         return -1;
     }
     size_t n = fread(magic, 1, 4, f);

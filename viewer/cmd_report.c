@@ -636,7 +636,7 @@ static int write_report(const struct rep_args *a, const struct vw_report *r)
     const bool std = strcmp(a->out, "-") == 0;
     FILE *f = std ? stdout : fopen(a->out, a->force ? "w" : "wx");
     if (!f) {
-        return vw_error("%s: cannot write: %s", a->out, strerror(errno));
+        return vw_error("%s: cannot write: %s", a->out, vw_strerror(errno));
     }
     int rc = vw_report_html(f, r);
     if (std) {

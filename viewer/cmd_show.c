@@ -574,6 +574,11 @@ static int show_op(struct show_ctx *c)
     if (rc == 0 && c->a->role && vw_role_find(&l, c->a->role) < 0) {
         return missing_role(c, &l);
     }
+    if (rc == 0 && c->a->head >= 0 && c->n_head > 0 && c->a->head >= c->n_head) {
+        return vw_error("%s: --head %lld: the model has %lld heads (0..%lld)",
+                        trc_reader_path(c->r), (long long)c->a->head, (long long)c->n_head,
+                        (long long)c->n_head - 1);
+    }
     print_header(c);
     for (int i = 0; rc == 0 && i < l.n; i++) {
         const bool table =

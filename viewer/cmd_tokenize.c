@@ -191,7 +191,8 @@ static char *gather_text(int argc, char **argv, bool from_stdin, const char *fil
         FILE *f = from_stdin ? stdin : fopen(file, "rb");
         char *buf = f ? read_all(f, len) : NULL;
         if (!buf) {
-            vw_error("%s: %s", from_stdin ? "stdin" : file, errno ? strerror(errno) : "read error");
+            vw_error("%s: %s%s", from_stdin ? "stdin" : file,
+                     errno ? "cannot read: " : "read error", errno ? vw_strerror(errno) : "");
         }
         if (f && f != stdin) {
             fclose(f);

@@ -5,6 +5,7 @@
  * No tracer and no printing here: this is what the importers fill and the tests inspect.
  */
 #include "import_int.h"
+#include "vw.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -206,7 +207,7 @@ int vw_file_slurp(const char *path, char **buf, size_t *len, char *err, size_t e
     *buf = NULL;
     *len = 0;
     if (!f) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
+        snprintf(err, errlen, "%s: cannot open: %s", path, vw_strerror(errno));
         return -1;
     }
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {

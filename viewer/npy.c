@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 
 #include "lm.h"
+#include "vw.h"
 
 static const char npy_magic[6] = {'\x93', 'N', 'U', 'M', 'P', 'Y'};
 
@@ -38,14 +39,6 @@ static int npy_err(char *err, size_t errlen, const char *name, const char *fmt, 
         va_end(ap);
     }
     return -1;
-}
-
-static void lower_strerror(char *buf, size_t cap, int e)
-{
-    snprintf(buf, cap, "%s", strerror(e));
-    if (buf[0] >= 'A' && buf[0] <= 'Z') {
-        buf[0] = (char)(buf[0] - 'A' + 'a');
-    }
 }
 
 /* ---- writing ----------------------------------------------------------------------------------
@@ -82,7 +75,7 @@ static size_t npy_header(char *h, int n_dims, const int64_t *shape)
 int vw_npy_write_f32(const char *path, const float *data, int n_dims, const int64_t *shape,
                      char *err, size_t errlen)
 {
-    char h[320], msg[128];
+    char h[320];
     uint64_t count = 1;
     if (n_dims < 1 || n_dims > 4) {
         return npy_err(err, errlen, path, "n_dims %d is out of range (1..4)", n_dims);
@@ -96,8 +89,7 @@ int vw_npy_write_f32(const char *path, const float *data, int n_dims, const int6
     size_t hl = npy_header(h, n_dims, shape);
     FILE *f = fopen(path, "wb");
     if (!f) {
-        lower_strerror(msg, sizeof msg, errno);
-        return npy_err(err, errlen, path, "cannot create: %s", msg);
+        return npy_err(err, errlen, path, "cannot create: %s", vw_strerror(errno));
     }
     bool ok = fwrite(h, 1, hl, f) == hl;
     ok = ok && (count == 0 || fwrite(data, sizeof(float), (size_t)count, f) == count);
@@ -366,13 +358,11 @@ int vw_npy_parse_f32(const void *buf, size_t len, const char *name, float **data
 int vw_npy_read_f32(const char *path, float **data, int *n_dims, int64_t shape[4], char *err,
                     size_t errlen)
 {
-    char msg[128];
     struct stat st;
     *data = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) {
-        lower_strerror(msg, sizeof msg, errno);
-        return npy_err(err, errlen, path, "cannot open: %s", msg);
+        return npy_err(err, errlen, path, "cannot open: %s", vw_strerror(errno));
     }
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
         fclose(f);

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 int vw_error(const char *fmt, ...)
@@ -37,6 +38,16 @@ int vw_usage_error(const char *cmd, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "\ntry 'lltrace %s --help'\n", cmd);
     return 2;
+}
+
+const char *vw_strerror(int e)
+{
+    static _Thread_local char buf[128];
+    snprintf(buf, sizeof buf, "%s", strerror(e));
+    if (buf[0] >= 'A' && buf[0] <= 'Z' && buf[1] >= 'a' && buf[1] <= 'z') {
+        buf[0] = (char)(buf[0] - 'A' + 'a'); /* "No such file", not "I/O error" */
+    }
+    return buf;
 }
 
 bool vw_isatty(FILE *f)

@@ -15,6 +15,9 @@ int vw_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void vw_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "lltrace <cmd>: " + message and "try 'lltrace <cmd> --help'" to stderr; returns 2. */
 int vw_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* strerror(e) in the house format: "no such file or directory". The text lives in a
+ * thread-local buffer, valid until the thread's next call. */
+const char *vw_strerror(int e);
 /* True when the stream is a terminal (colors, progress bars, aligned tables). */
 bool vw_isatty(FILE *f);
 

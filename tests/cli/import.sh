@@ -30,7 +30,7 @@ head -c 3000 /dev/urandom >"$TMP/binary.txt"
 printf '\0' >>"$TMP/binary.txt"
 expect 1 "lltrace: $TMP/binary.txt: binary data" \
     "$BIN" import llamacpp "$TMP/binary.txt" -o "$TMP/b.trace"
-expect 1 "lltrace: $TMP/missing.txt: No such file" \
+expect 1 "lltrace: $TMP/missing.txt: cannot open: no such file" \
     "$BIN" import llamacpp "$TMP/missing.txt" -o "$TMP/m.trace"
 [ ! -e "$TMP/g.trace" ] && [ ! -e "$TMP/b.trace" ] || fail "a failed import left a trace"
 

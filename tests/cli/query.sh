@@ -71,6 +71,8 @@ has "selected: min"
 expect 0 "" "$BIN" show t.trace blk.0.kq --step 0 --head 3 --role out
 has "out  f32 [4,4,4]"
 has "-inf"
+expect 1 "lltrace: t.trace: --head 4: the model has 4 heads (0..3)" "$BIN" show t.trace blk.0.kq --head 4
+[ -s "$TMP/out" ] && fail "show --head 4 printed the op before refusing the head"
 expect 0 "" "$BIN" show t.trace blk.0.attn_q --role in0 --full
 has "weight blk.0.attn_q.weight"
 expect 1 "lltrace: t.trace: no op 'blk.9.attn_q' at step 0 (the trace has 2 layers)" \

@@ -21,6 +21,9 @@ expect 0 "" "$BIN" run -m "$TMP/m.gguf" -p "hello" -n 4 -o "$TMP/t.trace"
 [ -s "$TMP/t.trace" ] || fail "no trace written"
 expect 1 "t.trace" "$BIN" run -m "$TMP/m.gguf" -p "hello" -n 4 -o "$TMP/t.trace"
 expect 0 "" "$BIN" run -m "$TMP/m.gguf" -p "hello" -n 4 -o "$TMP/t.trace" --force
+mkdir -p "$TMP/dir.trace"
+expect 1 "dir.trace: is a directory; refusing to overwrite it" \
+    "$BIN" run -m "$TMP/m.gguf" -p "hello" -n 4 -o "$TMP/dir.trace"
 
 # Page size: 8 KiB when no op is recorded in full (no tensor data), else 32 KiB.
 page_size() {
