@@ -212,6 +212,9 @@ START_TEST(test_trace_sql_at_and_slice)
     ck_assert_str_eq(q("SELECT t_slice(5, 1)"), "[1,4,-2,0.25,3.5]");
     ck_assert_str_eq(q("SELECT t_slice(5, ':', '1:3')"), "[[-1,3],[4,-2]]");
     ck_assert_str_eq(q("SELECT t_slice(5, '0, ::2')"), "[0.5,3,0]");
+    /* a step of any size (n + step - 1 overflowed); the first element is taken */
+    ck_assert_str_eq(q("SELECT t_slice(5, '0, ::9223372036854775807')"), "[0.5]");
+    ck_assert_str_eq(q("SELECT t_slice(5, '0, 1::9223372036854775807')"), "[-1]");
     ck_assert_str_eq(q("SELECT t_slice(5, 0, -1)"), "0");
     ck_assert_str_eq(q("SELECT t_slice(1)"), "[0,1,2]");
     ck_assert_str_eq(q("SELECT t_slice(8, 0)"), "[null,-1,3,null,null]");
@@ -333,6 +336,8 @@ START_TEST(test_trace_sql_errors)
     CK_ERR("SELECT t_at(5, 0, 0, 0)", "give 1 flat index or 2 indices");
     CK_ERR("SELECT t_at(5)", "usage");
     CK_ERR("SELECT t_slice(5, 'x')", "t_slice: bad spec 'x' for dimension 0");
+    CK_ERR("SELECT t_slice(5, '0, ::99999999999999999999')",
+           "::99999999999999999999' for dimension 1 of size 5");
     CK_ERR("SELECT t_slice(5, 0, 0, 0)", "3 specs for a tensor of 2 dimensions");
     CK_ERR("SELECT t_slice(5, '::-1')", "bad spec");
     CK_ERR("SELECT t_nmse(5, 4)", "t_nmse: shapes differ: [2,5] vs [3,4]");

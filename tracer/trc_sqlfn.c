@@ -7,6 +7,7 @@
  * schema, 'name.id' for a trace attached as `name`, or a blob of raw little-endian f32. NULL
  * arguments, and tensors recorded as stats only, give NULL. trc_sqlhelp.c documents them.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -388,7 +389,11 @@ static int parse_range(const char *s, int64_t size, struct dimsel *d)
     }
     for (;;) {
         char *end;
+        errno = 0;
         long long x = strtoll(p, &end, 10);
+        if (errno == ERANGE) {
+            return -1; /* beyond 64 bits: no tensor has such an index or step */
+        }
         if (end != p) {
             v[part] = x;
             given[part] = 1;
@@ -419,7 +424,7 @@ static int parse_range(const char *s, int64_t size, struct dimsel *d)
     d->index = 0;
     d->start = v[0];
     d->step = v[2];
-    d->count = v[1] > v[0] ? (v[1] - v[0] + v[2] - 1) / v[2] : 0;
+    d->count = v[1] > v[0] ? (v[1] - v[0] - 1) / v[2] + 1 : 0; /* no overflow for any step */
     return 0;
 }
 
