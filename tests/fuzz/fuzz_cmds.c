@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "cmds.h"
+#include "fuzz_files.h"
 #include "lm.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -29,34 +30,9 @@ static char g_model[4096], g_base[4200], g_path[4200], g_out[4200], g_dir[4200];
 static uint8_t *g_image;
 static size_t g_size;
 
-/* Runs an lltrace command with its output and messages thrown away (the C streams only: the
- * sanitizers and libFuzzer write to the file descriptors, so their reports still show). */
-static int command(int (*cmd)(int, char **), int argc, char **argv)
-{
-    static FILE *null;
-    if (!null && !(null = fopen("/dev/null", "w"))) {
-        __builtin_trap();
-    }
-    FILE *out = stdout, *err = stderr;
-    stdout = stderr = null;
-    optind = 0; /* getopt starts over */
-    int rc = cmd(argc, argv);
-    stdout = out;
-    stderr = err;
-    if (rc < 0) {
-        __builtin_trap(); /* commands return an exit status */
-    }
-    return rc;
-}
-
 static void remove_files(void)
 {
-    static const char *const side[] = {"", "-journal", "-wal", "-shm"};
-    char p[4300];
-    for (int k = 0; k < 4; k++) {
-        snprintf(p, sizeof p, "%s%s", g_path, side[k]);
-        unlink(p);
-    }
+    fz_remove_trace(g_path);
     unlink(g_out);
 }
 
@@ -119,21 +95,11 @@ static void make_base(void)
     char *run[] = {"run", "-m",   g_model,   "-p",       "Once upon", "-n",       "2",
                    "-o",  g_base, "--force", "--record", "full",      "--record", "stats:blk.1.*",
                    "-t",  "1"};
-    if (command(cmd_run, (int)(sizeof run / sizeof run[0]), run) != 0) {
+    if (fz_command(cmd_run, (int)(sizeof run / sizeof run[0]), run) != 0) {
         __builtin_trap();
     }
     small_pages(g_base);
-    FILE *f = fopen(g_base, "rb");
-    if (!f || fseek(f, 0, SEEK_END) != 0) {
-        __builtin_trap();
-    }
-    g_size = (size_t)ftell(f);
-    g_image = malloc(g_size);
-    rewind(f);
-    if (!g_image || fread(g_image, 1, g_size, f) != g_size) {
-        __builtin_trap();
-    }
-    fclose(f);
+    g_image = fz_slurp(g_base, &g_size);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -141,22 +107,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!g_image) {
         make_base();
     }
-    uint8_t *img = malloc(g_size);
-    if (!img) {
+    remove_files();
+    if (fz_write_changed(g_path, g_image, g_size, data, size) < 0) {
         return 0;
     }
-    memcpy(img, g_image, g_size);
-    for (size_t i = 0; i + 5 <= size; i += 5) {
-        uint32_t off;
-        memcpy(&off, data + i, 4);
-        img[off % g_size] ^= data[i + 4];
-    }
-    remove_files(); /* nothing of an earlier input may be read with this one */
-    FILE *f = fopen(g_path, "wb");
-    if (!f || fwrite(img, 1, g_size, f) != g_size || fclose(f) != 0) {
-        __builtin_trap();
-    }
-    free(img);
     char *replay[] = {"replay", g_path, "--all"};
     char *replay1[] = {"replay", g_path, "blk.0.rope_q", "--step", "1", "--variant", "rope=neox"};
     char *explain[] = {"explain", g_path, "--top", "3", "--bars", "ascii"};
@@ -165,15 +119,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *report[] = {"report", g_base, g_path, "-o", g_out, "--force"};
     char *export[] = {"export", g_path, "--all", g_dir};
     char *chrome[] = {"export", g_path, "--chrome-trace", g_out};
-    command(cmd_replay, 3, replay);
-    command(cmd_replay, 7, replay1);
-    command(cmd_explain, 6, explain);
-    command(cmd_explain, 5, vs);
-    command(cmd_diff, 3, diff);
-    command(cmd_report, 6, report);
+    fz_command(cmd_replay, 3, replay);
+    fz_command(cmd_replay, 7, replay1);
+    fz_command(cmd_explain, 6, explain);
+    fz_command(cmd_explain, 5, vs);
+    fz_command(cmd_diff, 3, diff);
+    fz_command(cmd_report, 6, report);
     unlink(g_out);
-    command(cmd_export, 4, export);
+    fz_command(cmd_export, 4, export);
     empty_dir();
-    command(cmd_export, 4, chrome);
+    fz_command(cmd_export, 4, chrome);
     return 0;
 }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cmds.h"
+#include "fuzz_files.h"
 #include "trc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -36,39 +37,10 @@ static void record(trc_writer *w, const char *name, int layer, const struct trc_
     }
 }
 
-static void remove_files(void)
-{
-    static const char *const side[] = {"", "-journal", "-wal", "-shm"};
-    char p[4300];
-    for (int k = 0; k < 4; k++) {
-        snprintf(p, sizeof p, "%s%s", g_path, side[k]);
-        unlink(p);
-    }
-}
-
 static void remove_all(void)
 {
-    remove_files();
+    fz_remove_trace(g_path);
     unlink(g_base);
-}
-
-/* Runs an lltrace command with its output and messages thrown away (the C streams only: the
- * sanitizers and libFuzzer write to the file descriptors, so their reports still show). */
-static void command(int (*cmd)(int, char **), int argc, char **argv)
-{
-    static FILE *null;
-    if (!null && !(null = fopen("/dev/null", "w"))) {
-        __builtin_trap();
-    }
-    FILE *out = stdout, *err = stderr;
-    stdout = stderr = null;
-    optind = 0; /* getopt starts over */
-    int rc = cmd(argc, argv);
-    stdout = out;
-    stderr = err;
-    if (rc < 0) {
-        __builtin_trap(); /* commands return an exit status */
-    }
 }
 
 /* The valid trace every input changes, into g_image. */
@@ -115,17 +87,7 @@ static void make_base(void)
     if (trc_run_end(w, "complete") < 0 || trc_writer_close(w) < 0) {
         __builtin_trap();
     }
-    FILE *f = fopen(g_base, "rb");
-    if (!f || fseek(f, 0, SEEK_END) != 0) {
-        __builtin_trap();
-    }
-    g_size = (size_t)ftell(f);
-    g_image = malloc(g_size);
-    rewind(f);
-    if (!g_image || fread(g_image, 1, g_size, f) != g_size) {
-        __builtin_trap();
-    }
-    fclose(f);
+    g_image = fz_slurp(g_base, &g_size);
     atexit(remove_all); /* the valid trace stays for `diff` */
 }
 
@@ -196,22 +158,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!g_image) {
         make_base();
     }
-    uint8_t *img = malloc(g_size);
-    if (!img) {
+    if (fz_write_changed(g_path, g_image, g_size, data, size) < 0) {
         return 0;
     }
-    memcpy(img, g_image, g_size);
-    for (size_t i = 0; i + 5 <= size; i += 5) {
-        uint32_t off;
-        memcpy(&off, data + i, 4);
-        img[off % g_size] ^= data[i + 4];
-    }
-    remove_files(); /* nothing of an earlier input may be read with this one */
-    FILE *f = fopen(g_path, "wb");
-    if (!f || fwrite(img, 1, g_size, f) != g_size || fclose(f) != 0) {
-        __builtin_trap();
-    }
-    free(img);
     trc_reader *r = NULL;
     char err[512] = "";
     if (trc_reader_open(g_path, &r, err, sizeof err) < 0) {
@@ -226,10 +175,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     char *show[] = {"show", g_path, "blk.0.attn_q", "--step", "1"};
     char *diff[] = {"diff", g_base, g_path, "--steps"};
     char *sql[] = {"sql", g_path, "SELECT * FROM v_runs; SELECT * FROM v_op_tensors"};
-    command(cmd_info, 2, info);
-    command(cmd_ops, 3, ops);
-    command(cmd_show, 5, show);
-    command(cmd_diff, 4, diff);
-    command(cmd_sql, 3, sql);
+    fz_command(cmd_info, 2, info);
+    fz_command(cmd_ops, 3, ops);
+    fz_command(cmd_show, 5, show);
+    fz_command(cmd_diff, 4, diff);
+    fz_command(cmd_sql, 3, sql);
     return 0;
 }
