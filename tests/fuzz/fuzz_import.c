@@ -24,6 +24,17 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The input as a C string (malloc'd, NUL at [size]: the text parsers want text[len] readable). */
+static char *cstr(const uint8_t *data, size_t size)
+{
+    char *s = malloc(size + 1);
+    if (s) {
+        memcpy(s, data, size);
+        s[size] = '\0';
+    }
+    return s;
+}
+
 static void walk_record(const struct vw_lc_record *r)
 {
     if (r->n_vals < 0 || (r->n_vals > 0 && (!r->idx || !r->vals)) ||
@@ -49,12 +60,10 @@ static void walk_record(const struct vw_lc_record *r)
 
 static void fuzz_text(const uint8_t *data, size_t size)
 {
-    char *text = malloc(size + 1); /* vw_lc_parse wants text[len] readable and NUL */
+    char *text = cstr(data, size);
     if (!text) {
         return;
     }
-    memcpy(text, data, size);
-    text[size] = '\0';
     struct vw_lc_dump d;
     memset(&d, 0, sizeof d);
     char err[VW_IMP_ERR_MAX] = "";
@@ -135,12 +144,10 @@ static void fuzz_npz(const uint8_t *data, size_t size)
 
 static void fuzz_tokens(const uint8_t *data, size_t size)
 {
-    char *s = malloc(size + 1);
+    char *s = cstr(data, size);
     if (!s) {
         return;
     }
-    memcpy(s, data, size);
-    s[size] = '\0';
     int32_t *ids = NULL;
     int64_t n = -1;
     char err[512] = "";
@@ -160,12 +167,10 @@ static void fuzz_tokens(const uint8_t *data, size_t size)
 
 static void fuzz_prompt(const uint8_t *data, size_t size)
 {
-    char *s = malloc(size + 1); /* vw_prompt_text_parse wants text[len] readable and NUL */
+    char *s = cstr(data, size);
     if (!s) {
         return;
     }
-    memcpy(s, data, size);
-    s[size] = '\0';
     char *prompt = NULL;
     int32_t *ids = NULL;
     int64_t n = -1;
