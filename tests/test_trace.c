@@ -867,6 +867,10 @@ START_TEST(test_trace_errors_api_misuse)
     ck_assert_int_eq(trc_writer_add_rule(w, "loud:blk.*"), TRC_EINVAL);
     ck_assert_ptr_nonnull(strstr(trc_writer_errmsg(w), "bad recording rule 'loud:blk.*'"));
     ck_assert_int_eq(trc_writer_add_rule(w, "none:step>x"), TRC_EINVAL);
+    /* runs.record_rules is a JSON array of the rules as written */
+    ck_assert_int_eq(trc_writer_add_rule(w, "stats:a\tb"), TRC_EINVAL);
+    ck_assert_ptr_nonnull(strstr(trc_writer_errmsg(w), "no quote, backslash or control character"));
+    ck_assert_int_eq(trc_writer_add_rule(w, "stats:a\"b"), TRC_EINVAL);
     ck_assert_int_eq(trc_step_begin(w, 0, 0, 1), TRC_EINVAL); /* no run */
     ck_assert_int_eq(trc_run_set_i64(w, "n_layer", 1), TRC_EINVAL);
     ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);

@@ -698,7 +698,18 @@ int trc_writer_get_stats(trc_writer *w, struct trc_writer_stats *out)
 
 /* ---- rules --------------------------------------------------------------------------------- */
 
-/* A rule is kept as its text; "LEVEL" or "LEVEL:PATTERN". */
+/* A rule is kept as its text; "LEVEL" or "LEVEL:PATTERN". runs.record_rules holds the rules as
+ * a JSON array of these texts, written as they are: no quote, backslash or control character. */
+static bool json_safe(const char *s)
+{
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\' || (unsigned char)*s < 0x20 || *s == 0x7f) {
+            return false;
+        }
+    }
+    return true;
+}
+
 static int rule_level(const char *rule, enum trc_level *lvl, const char **pat)
 {
     static const char *const names[] = {"none", "stats", "full"};
@@ -751,7 +762,7 @@ static bool rule_matches(const char *pat, const char *name, int64_t step)
     return fnmatch(pat, name, 0) == 0;
 }
 
-/* The rules as a JSON array of strings (malloc'd). Rules contain no quote or backslash. */
+/* The rules as a JSON array of strings (malloc'd); json_safe holds for each. */
 static char *rules_json(const trc_writer *w)
 {
     size_t n = 3;
@@ -781,12 +792,17 @@ int trc_writer_add_rule(trc_writer *w, const char *rule)
                           "bad recording rule '%s': level must be none, stats or full",
                           rule ? rule : "(null)");
     }
-    if (pat && (!*pat || step_cond(pat, op, &v) < 0 || strpbrk(pat, "\"\\"))) {
+    if (pat && (!*pat || step_cond(pat, op, &v) < 0)) {
         return trc__wfail(
             w, TRC_EINVAL,
             "bad recording rule '%s': pattern must be a name glob or step<N, step<=N, "
             "step=N, step>=N, step>N",
             rule);
+    }
+    if (!json_safe(rule)) {
+        return trc__wfail(w, TRC_EINVAL,
+                          "bad recording rule: no quote, backslash or control character in a "
+                          "pattern");
     }
     char **r = realloc(w->rules, (size_t)(w->n_rules + 1) * sizeof *r);
     if (!r) {
