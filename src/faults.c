@@ -7,6 +7,7 @@
 #include "lm.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +23,7 @@ static int parse_float(const char *v, float *out)
     char *end;
     errno = 0;
     float x = strtof(v, &end);
-    if (errno || end == v || *end || !(x > 0.0f)) {
+    if (errno || end == v || *end || !(x > 0.0f) || !isfinite(x)) {
         return -1;
     }
     *out = x;
@@ -40,6 +41,10 @@ int lm_faults_parse(struct lm_faults *f, const char *spec, char *errbuf, size_t 
     }
     memcpy(key, spec, kl);
     key[kl] = 0;
+    const char *want = !strcmp(key, "rope-theta") || !strcmp(key, "rms-eps")
+                           ? "a positive finite number"
+                       : !strcmp(key, "pos-offset") ? "an integer in 0..1000000"
+                                                    : NULL;
     if (!strcmp(key, "rope") && (!strcmp(v, "neox") || !strcmp(v, "norm"))) {
         f->rope_mode = !strcmp(v, "neox") ? LM_ROPE_NEOX : LM_ROPE_NORM;
     } else if (!strcmp(key, "rope-theta") && parse_float(v, &f->rope_theta) == 0) {
@@ -67,6 +72,10 @@ int lm_faults_parse(struct lm_faults *f, const char *spec, char *errbuf, size_t 
     }
     return 0;
 bad:
+    if (want) {
+        snprintf(errbuf, errlen, "bad fault '%s': %s wants %s", spec, key, want);
+        return LM_EINVAL;
+    }
     snprintf(errbuf, errlen,
              "unknown fault '%s' (known: rope=neox|norm, rope-theta=X, pos-offset=N, "
              "bos=none|double, rms-eps=X, gqa=tile, kv=f16, softmax=f16, qk-permute)",

@@ -277,6 +277,10 @@ START_TEST(test_model_faults_parse)
     ck_assert_int_eq(lm_faults_parse(&f, "rope=sideways", err, sizeof err), LM_EINVAL);
     ck_assert_ptr_nonnull(strstr(err, "unknown fault 'rope=sideways'"));
     ck_assert_int_eq(lm_faults_parse(&f, "rms-eps=-1", err, sizeof err), LM_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "bad fault 'rms-eps=-1': rms-eps wants a positive finite"));
+    ck_assert_int_eq(lm_faults_parse(&f, "rope-theta=inf", err, sizeof err), LM_EINVAL);
+    ck_assert_int_eq(lm_faults_parse(&f, "pos-offset=1000001", err, sizeof err), LM_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "pos-offset wants an integer in 0..1000000"));
 }
 END_TEST
 
