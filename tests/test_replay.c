@@ -185,6 +185,9 @@ START_TEST(test_replay_bad_variant)
     ck_assert_msg(strstr(err, "rope=sideways") != NULL, "%s", err);
     ck_assert_int_eq(vw_variant_parse(&v, "theta=-3", err, sizeof err), -1);
     ck_assert_int_eq(vw_variant_parse(&v, "gqa", err, sizeof err), -1);
+    ck_assert_int_eq(vw_variant_parse(&v, "theta=inf", err, sizeof err), -1);
+    ck_assert_int_eq(vw_variant_parse(&v, "", err, sizeof err), -1);
+    ck_assert_ptr_nonnull(strstr(err, "empty variant"));
     ck_assert_int_eq(vw_variant_parse(&v, "gqa=tile,kv=f16", err, sizeof err), 0);
     ck_assert_int_eq(v.gqa_tile, 1);
     ck_assert_int_eq(v.kv_type, LM_TYPE_F16);

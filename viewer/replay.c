@@ -59,7 +59,7 @@ void vw_variant_init(struct vw_variant *v)
 static int parse_pos(const char *s, double *out)
 {
     double x;
-    if (vw_parse_f64(s, &x) < 0 || !(x > 0)) {
+    if (vw_parse_f64(s, &x) < 0 || !(x > 0) || !isfinite(x)) {
         return -1;
     }
     *out = x;
@@ -98,6 +98,10 @@ int vw_variant_parse(struct vw_variant *v, const char *spec, char *err, size_t e
     vw_variant_init(v);
     snprintf(v->label, sizeof v->label, "%s", spec);
     snprintf(buf, sizeof buf, "%s", spec);
+    if (!*spec) {
+        snprintf(err, errlen, "empty variant (give K=V[,K=V]...)");
+        return -1;
+    }
     for (char *tok = buf, *next; tok && *tok; tok = next) {
         next = strchr(tok, ',');
         if (next) {
