@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "cmds.h"
+#include "vw.h"
 
 struct cmd {
     const char *name;
@@ -92,7 +93,7 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(argv[1], "--version") == 0) {
-        printf("lltrace 0.1.0\n");
+        vw_print_version(stdout);
         return 0;
     }
     const struct cmd *c = find(argv[1]);

@@ -1,6 +1,9 @@
 /* Diagnostics and small parsing helpers shared by the lltrace commands (see vw.h). */
 #include "vw.h"
 
+#include "build_info.h"
+#include "lm.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdarg.h>
@@ -48,6 +51,12 @@ const char *vw_strerror(int e)
         buf[0] = (char)(buf[0] - 'A' + 'a'); /* "No such file", not "I/O error" */
     }
     return buf;
+}
+
+void vw_print_version(FILE *f)
+{
+    fprintf(f, "lltrace %s (%s)\nbuilt with %s, %s, simd %s\n", LT_VERSION, LT_GIT_DESCRIBE,
+            LT_COMPILER, LT_BUILD_TYPE[0] ? LT_BUILD_TYPE : "no build type", lm_simd_current());
 }
 
 bool vw_isatty(FILE *f)

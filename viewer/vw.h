@@ -18,6 +18,9 @@ int vw_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(
 /* strerror(e) in the house format: "no such file or directory". The text lives in a
  * thread-local buffer, valid until the thread's next call. */
 const char *vw_strerror(int e);
+/* `lltrace --version`: "lltrace 0.1.0 (git describe)" and a line on the build (compiler, build
+ * type, SIMD path): what a bug report needs, as in the build fields of a trace's runs row. */
+void vw_print_version(FILE *f);
 /* True when the stream is a terminal (colors, progress bars, aligned tables). */
 bool vw_isatty(FILE *f);
 

@@ -18,6 +18,11 @@ offset() {
     grep -abo -- "$2" "$1" | head -1 | cut -d: -f1
 }
 
+# ---- --version: the version, the git commit and the build, for bug reports -------------------
+expect 0 "" "$BIN" --version
+hasre '^lltrace [0-9]+\.[0-9]+\.[0-9]+ \([^)]+\)$'
+hasre '^built with .+, simd (avx2|scalar)$'
+
 # ---- mkmodel ---------------------------------------------------------------------------------
 "$BIN" mkmodel --help >"$TMP/out" 2>&1 || fail "mkmodel --help: exit $?"
 has "--preset NAME"
