@@ -120,6 +120,7 @@ int lm_ctx_create(lm_model *m, const struct lm_ctx_opts *o, lm_ctx **out, char *
         c->n_ubatch = c->n_ctx;
     }
     apply_faults(c);
+    c->rec_sync = getenv("LLTRACE_RECORD_SYNC") != NULL; /* for A/B runs of the overlap */
     c->pool = lm_pool_create(o->n_threads > 0 ? o->n_threads : 2);
     if (!c->pool || alloc_buffers(c) < 0) {
         snprintf(errbuf, errlen, "%s: out of memory for a context of %lld cells", m->path,

@@ -7,6 +7,7 @@
 #define LM_CTX_INT_H
 
 #include "model_int.h"
+#include "trc.h"
 
 struct lm_ctx {
     lm_model *m;
@@ -53,6 +54,19 @@ struct lm_ctx {
 
     int64_t n_past, n_steps;
     int rec_err; /* first tracer error, as a TRC_E code */
+    /* record.c: an op recorded beside the next op (lm_rec_begin_w); everything
+     * trc_op_record_linked reads but the tensor data is copied here */
+    struct lm_rec_pending {
+        bool on, posted; /* posted: handed to the pool (lm_pool_post), not waited for yet */
+        int rc;          /* trc_op_record_linked's, from whichever thread ran it */
+        struct trc_op op;
+        struct trc_tensor ts[5];
+        struct trc_weight w;
+        const char *same_as[5];
+        char name[48], params[160], links[5][64];
+    } rec_pending;
+    bool rec_sync; /* LLTRACE_RECORD_SYNC set: every op is recorded before the next one runs */
+    int64_t rec_overlapped; /* ops recorded beside the next op (posted to the pool) */
     char errmsg[512];
 };
 
@@ -68,7 +82,14 @@ struct lm_rec {
 
 int lm__forward(lm_ctx *c, const int32_t *tokens, int64_t n, int64_t pos0);
 
-/* record.c: each lm_rec_begin is followed by one lm_rec_<kind> after the op ran. */
+/* record.c: each lm_rec_begin is followed by one lm_rec_<kind> after the op ran. lm_rec_begin
+ * first records the op before it, if that was left pending; lm_rec_begin_w instead lets it be
+ * recorded beside this op, which must write nothing outside [out, out + out_bytes), c->scratch
+ * and c->act (see lm_pool_post). */
+void lm_rec_begin_w(lm_ctx *c, struct lm_rec *r, int64_t layer, const char *name, const char *kind,
+                    int64_t pos0, int64_t n_pos, const void *out, size_t out_bytes);
+/* Records the pending op now, or waits for it: before anything writes a buffer it may read. */
+void lm_rec_flush(lm_ctx *c);
 void lm_rec_begin(lm_ctx *c, struct lm_rec *r, int64_t layer, const char *name, const char *kind,
                   int64_t pos0, int64_t n_pos);
 void lm_rec_embd(lm_ctx *c, struct lm_rec *r, const int32_t *tokens, const float *out, int64_t n);

@@ -188,31 +188,32 @@ static void attention(lm_ctx *c, int64_t l, int64_t pos0, int64_t n)
     struct lm_rec r;
     attn_shape(c, n, pos0, &aj.a);
 
-    lm_rec_begin(c, &r, l, "attn_norm", "rms_norm", pos0, n);
+    lm_rec_begin_w(c, &r, l, "attn_norm", "rms_norm", pos0, n, c->xn,
+                   (size_t)(n * hp->n_embd) * sizeof(float));
     lm_op_rms_norm(c->x, L->attn_norm.data, n, hp->n_embd, c->rms_eps, c->xn);
     lm_rec_norm(c, &r, L->attn_norm.name, c->x, c->xn, n);
 
-    lm_rec_begin(c, &r, l, "attn_q", "matmul", pos0, n);
+    lm_rec_begin_w(c, &r, l, "attn_q", "matmul", pos0, n, c->q, (size_t)(n * qd) * sizeof(float));
     matmul(c, &L->wq, c->xn, n, c->q);
     if (c->faults.qk_permute) {
         permute_hf(c->q, n, hp->n_head, hd, c->scratch);
     }
     lm_rec_matmul(c, &r, &L->wq, c->xn, c->q, n);
-    lm_rec_begin(c, &r, l, "attn_k", "matmul", pos0, n);
+    lm_rec_begin_w(c, &r, l, "attn_k", "matmul", pos0, n, c->k, (size_t)(n * kvd) * sizeof(float));
     matmul(c, &L->wk, c->xn, n, c->k);
     if (c->faults.qk_permute) {
         permute_hf(c->k, n, hp->n_head_kv, hd, c->scratch);
     }
     lm_rec_matmul(c, &r, &L->wk, c->xn, c->k, n);
-    lm_rec_begin(c, &r, l, "attn_v", "matmul", pos0, n);
+    lm_rec_begin_w(c, &r, l, "attn_v", "matmul", pos0, n, c->v, (size_t)(n * kvd) * sizeof(float));
     matmul(c, &L->wv, c->xn, n, c->v);
     lm_rec_matmul(c, &r, &L->wv, c->xn, c->v, n);
 
-    lm_rec_begin(c, &r, l, "rope_q", "rope", pos0, n);
+    lm_rec_begin_w(c, &r, l, "rope_q", "rope", pos0, n, c->qr, (size_t)(n * qd) * sizeof(float));
     lm_op_rope(c->q, n, (int)hp->n_head, (int)hd, (int)hp->n_rot, c->rope_mode, c->cos, c->sin,
                c->qr);
     lm_rec_rope(c, &r, c->q, c->qr, n, hp->n_head);
-    lm_rec_begin(c, &r, l, "rope_k", "rope", pos0, n);
+    lm_rec_begin_w(c, &r, l, "rope_k", "rope", pos0, n, c->kr, (size_t)(n * kvd) * sizeof(float));
     lm_op_rope(c->k, n, (int)hp->n_head_kv, (int)hd, (int)hp->n_rot, c->rope_mode, c->cos, c->sin,
                c->kr);
     lm_rec_rope(c, &r, c->k, c->kr, n, hp->n_head_kv);
@@ -223,20 +224,24 @@ static void attention(lm_ctx *c, int64_t l, int64_t pos0, int64_t n)
     lm_rec_begin(c, &r, l, "cache_v", "cache_write", pos0, n);
     lm_rec_cache(c, &r, c->v, n, kvd);
 
-    lm_rec_begin(c, &r, l, "kq", "attn_scores", pos0, n);
+    lm_rec_begin_w(c, &r, l, "kq", "attn_scores", pos0, n, c->kq,
+                   (size_t)(hp->n_head * n * aj.a.n_kv) * sizeof(float));
     const double attn_work = (double)(hp->n_head * n * aj.a.n_kv * hd);
     lm_pool_run_sized(c->pool, scores_worker, &aj, hp->n_head, attn_work);
     lm_rec_scores(c, &r, c->qr, c->kq, n, aj.a.n_kv);
-    lm_rec_begin(c, &r, l, "kq_softmax", "softmax", pos0, n);
+    lm_rec_begin_w(c, &r, l, "kq_softmax", "softmax", pos0, n, c->sm,
+                   (size_t)(hp->n_head * n * aj.a.n_kv) * sizeof(float));
     lm_pool_run_sized(c->pool, softmax_worker, &aj, hp->n_head, attn_work / (double)hd * 16.0);
     lm_rec_softmax(c, &r, c->kq, c->sm, n, aj.a.n_kv);
-    lm_rec_begin(c, &r, l, "kqv", "attn_ctx", pos0, n);
+    lm_rec_begin_w(c, &r, l, "kqv", "attn_ctx", pos0, n, c->kqv, (size_t)(n * qd) * sizeof(float));
     lm_pool_run_sized(c->pool, context_worker, &aj, hp->n_head, attn_work);
     lm_rec_context(c, &r, c->sm, c->kqv, n, aj.a.n_kv, qd);
 
-    lm_rec_begin(c, &r, l, "attn_out", "matmul", pos0, n);
+    lm_rec_begin_w(c, &r, l, "attn_out", "matmul", pos0, n, c->attn_out,
+                   (size_t)(n * hp->n_embd) * sizeof(float));
     matmul(c, &L->wo, c->kqv, n, c->attn_out);
     lm_rec_matmul(c, &r, &L->wo, c->kqv, c->attn_out, n);
+    lm_rec_flush(c); /* lm__forward may move rows of attn_out next */
 }
 
 /* The FFN half of layer l on rows [row0, row0 + n) of the batch. */
@@ -248,25 +253,31 @@ static void feed_forward(lm_ctx *c, int64_t l, int64_t pos0, int64_t row0, int64
     float *x = c->x + row0 * e, *ao = c->attn_out + row0 * e;
     struct lm_rec r;
 
-    lm_rec_begin(c, &r, l, "ffn_inp", "add", pos0 + row0, n);
+    lm_rec_begin_w(c, &r, l, "ffn_inp", "add", pos0 + row0, n, c->ffn_inp,
+                   (size_t)(n * e) * sizeof(float));
     lm_op_add(ao, x, n * e, c->ffn_inp);
     lm_rec_add(c, &r, ao, x, c->ffn_inp, n, e);
-    lm_rec_begin(c, &r, l, "ffn_norm", "rms_norm", pos0 + row0, n);
+    lm_rec_begin_w(c, &r, l, "ffn_norm", "rms_norm", pos0 + row0, n, c->xn,
+                   (size_t)(n * e) * sizeof(float));
     lm_op_rms_norm(c->ffn_inp, L->ffn_norm.data, n, e, c->rms_eps, c->xn);
     lm_rec_norm(c, &r, L->ffn_norm.name, c->ffn_inp, c->xn, n);
-    lm_rec_begin(c, &r, l, "ffn_gate", "matmul", pos0 + row0, n);
+    lm_rec_begin_w(c, &r, l, "ffn_gate", "matmul", pos0 + row0, n, c->gate,
+                   (size_t)(n * f) * sizeof(float));
     matmul(c, &L->w_gate, c->xn, n, c->gate);
     lm_rec_matmul(c, &r, &L->w_gate, c->xn, c->gate, n);
-    lm_rec_begin(c, &r, l, "ffn_up", "matmul", pos0 + row0, n);
+    lm_rec_begin_w(c, &r, l, "ffn_up", "matmul", pos0 + row0, n, c->up,
+                   (size_t)(n * f) * sizeof(float));
     matmul(c, &L->w_up, c->xn, n, c->up);
     lm_rec_matmul(c, &r, &L->w_up, c->xn, c->up, n);
-    lm_rec_begin(c, &r, l, "ffn_act", "swiglu", pos0 + row0, n);
+    lm_rec_begin_w(c, &r, l, "ffn_act", "swiglu", pos0 + row0, n, c->act_out,
+                   (size_t)(n * f) * sizeof(float));
     lm_op_swiglu(c->gate, c->up, n * f, c->act_out);
     lm_rec_add(c, &r, c->gate, c->up, c->act_out, n, f);
-    lm_rec_begin(c, &r, l, "ffn_out", "matmul", pos0 + row0, n);
+    lm_rec_begin_w(c, &r, l, "ffn_out", "matmul", pos0 + row0, n, c->ffn_out,
+                   (size_t)(n * e) * sizeof(float));
     matmul(c, &L->w_down, c->act_out, n, c->ffn_out);
     lm_rec_matmul(c, &r, &L->w_down, c->act_out, c->ffn_out, n);
-    lm_rec_begin(c, &r, l, "l_out", "add", pos0 + row0, n);
+    lm_rec_begin_w(c, &r, l, "l_out", "add", pos0 + row0, n, c->x, (size_t)(n * e) * sizeof(float));
     lm_op_add(c->ffn_out, c->ffn_inp, n * e, c->x);
     lm_rec_add(c, &r, c->ffn_out, c->ffn_inp, c->x, n, e);
 }
@@ -305,10 +316,11 @@ int lm__forward(lm_ctx *c, const int32_t *tokens, int64_t n, int64_t pos0)
     }
     const int64_t last = pos0 + n - 1;
     const int64_t row = hp->n_layer > 0 ? 0 : n - 1;
-    lm_rec_begin(c, &r, -1, "output_norm", "rms_norm", last, 1);
+    lm_rec_begin_w(c, &r, -1, "output_norm", "rms_norm", last, 1, c->xn, (size_t)e * sizeof(float));
     lm_op_rms_norm(c->x + row * e, c->m->out_norm.data, 1, e, c->rms_eps, c->xn);
     lm_rec_norm(c, &r, c->m->out_norm.name, c->x + row * e, c->xn, 1);
-    lm_rec_begin(c, &r, -1, "output", "matmul", last, 1);
+    lm_rec_begin_w(c, &r, -1, "output", "matmul", last, 1, c->logits,
+                   (size_t)hp->n_vocab * sizeof(float));
     matmul(c, &c->m->output, c->xn, 1, c->logits);
     lm_rec_matmul(c, &r, &c->m->output, c->xn, c->logits, 1);
     return lm_rec_status(c);

@@ -3,8 +3,9 @@
  * atomic generation counter; workers spin on it for a short while, yield the core for a while,
  * then sleep on a condition variable (see wait_job). Each worker, the caller included, claims
  * chunks with a compare-and-swap until none is left; completion is a count of chunks run that
- * the caller spins on, yields on, then sleeps on. While a helper spins it may lend itself to an
- * idle function (lm_pool_set_idle: a tracer's writes). Depends on pthreads and C11 atomics only.
+ * the caller spins on, yields on, then sleeps on. While a helper spins it takes a posted
+ * function (lm_pool_post: the recording of an op) or lends itself to an idle function
+ * (lm_pool_set_idle: a tracer's writes). Depends on pthreads and C11 atomics only.
  */
 #include "pool_int.h"
 
@@ -52,7 +53,14 @@ struct lm_pool {
     _Atomic(lm_pool_idle_fn) idle_fn; /* lm_pool_set_idle */
     _Atomic(void *) idle_arg;
     atomic_int in_idle; /* helpers inside idle_fn */
+    /* lm_pool_post: post_state goes POST_NONE -> POSTED (caller) -> TAKEN (the worker that wins
+     * the compare-and-swap) -> RAN (that worker, release) -> POST_NONE (lm_pool_post_wait) */
+    atomic_int post_state;
+    void (*post_fn)(void *);
+    void *post_arg;
 };
+
+enum { POST_NONE, POSTED, TAKEN, RAN };
 
 #define NO_CHUNK 0xffffffffULL
 
@@ -76,8 +84,22 @@ static int run_idle(lm_pool *p)
     return did;
 }
 
+/* Runs the posted function if no other worker has taken it: whether this one did. */
+static int take_posted(lm_pool *p)
+{
+    int expect = POSTED;
+    if (atomic_load_explicit(&p->post_state, memory_order_relaxed) != POSTED ||
+        !atomic_compare_exchange_strong(&p->post_state, &expect, TAKEN)) {
+        return 0;
+    }
+    p->post_fn(p->post_arg); /* fn and arg were written before POSTED (seq_cst) */
+    atomic_store_explicit(&p->post_state, RAN, memory_order_release);
+    return 1;
+}
+
 /* Waits until the generation moves past seen (or stop); returns the new generation. While
- * spinning it lends itself to the idle function; work done starts the spin over. */
+ * spinning it takes a posted function, or lends itself to the idle function; work done starts
+ * the spin over. */
 static unsigned long wait_job(lm_pool *p, unsigned long seen)
 {
     for (int i = 0; i < SPIN_ITERS + YIELD_ITERS; i++) {
@@ -86,7 +108,7 @@ static unsigned long wait_job(lm_pool *p, unsigned long seen)
             return g;
         }
         if (i < SPIN_ITERS) {
-            if (i % IDLE_EVERY == 0 && run_idle(p)) {
+            if (take_posted(p) || (i % IDLE_EVERY == 0 && run_idle(p))) {
                 i = -1;
                 continue;
             }
@@ -250,6 +272,31 @@ void lm_pool_set_idle(lm_pool *p, lm_pool_idle_fn fn, void *arg)
     }
 }
 
+void lm_pool_post(lm_pool *p, void (*fn)(void *), void *arg)
+{
+    p->post_fn = fn;
+    p->post_arg = arg;
+    atomic_store(&p->post_state, POSTED);
+}
+
+void lm_pool_post_wait(lm_pool *p)
+{
+    if (atomic_load(&p->post_state) == POST_NONE) {
+        return;
+    }
+    take_posted(p);
+    /* a helper is running it: a record takes microseconds, unless it waits for the tracer's
+     * queue to have room, which the tracer's own threads make */
+    for (int i = 0; atomic_load_explicit(&p->post_state, memory_order_acquire) != RAN; i++) {
+        if (i < SPIN_ITERS) {
+            cpu_relax();
+        } else {
+            sched_yield();
+        }
+    }
+    atomic_store_explicit(&p->post_state, POST_NONE, memory_order_relaxed);
+}
+
 int lm_pool_size(const lm_pool *p)
 {
     return p->n;
@@ -278,6 +325,7 @@ void lm_pool_run(lm_pool *p, lm_pool_fn fn, void *arg, int64_t n_chunks)
         pthread_cond_broadcast(&p->wake);
         pthread_mutex_unlock(&p->mu);
     }
+    take_posted(p); /* the helpers have the job: its chunks go on while the caller is away */
     run_chunks(p, g32, fn, arg, n_chunks, 0);
     wait_finished(p, n_chunks);
 }

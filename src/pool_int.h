@@ -32,6 +32,15 @@ int lm_pool_size(const lm_pool *p);
 typedef int (*lm_pool_idle_fn)(void *arg);
 void lm_pool_set_idle(lm_pool *p, lm_pool_idle_fn fn, void *arg);
 
+/* Hands fn(arg) to whichever worker is free first: a helper waiting for a job, or the caller
+ * at the start of its next job shared with helpers (lm_pool_run publishes the job first, so
+ * the helpers run chunks meanwhile). record.c posts the recording of an op there, to run beside
+ * the next op. One at a time, from the caller's thread; lm_pool_post_wait must follow. */
+void lm_pool_post(lm_pool *p, void (*fn)(void *), void *arg);
+
+/* Returns once the posted function has run: on the caller, now, if no worker has taken it. */
+void lm_pool_post_wait(lm_pool *p);
+
 /* Runs chunks 0 .. n_chunks-1 (n_chunks < 2^32) of fn over the workers and returns when all are
  * done. Not reentrant: one job at a time, from one thread. */
 void lm_pool_run(lm_pool *p, lm_pool_fn fn, void *arg, int64_t n_chunks);

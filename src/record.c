@@ -2,12 +2,14 @@
  * Reporting the forward pass to the tracer (tracer/include/trc.h): one call after each op with
  * its canonical name, inputs, output and parameters. When no trace is attached, or the
  * recording rules say `none` for an op, nothing is built. Tensor data are passed by pointer:
- * the tracer copies (or summarizes) them before returning, so the engine may reuse its buffers
- * at once. Most inputs are the unchanged output of an earlier op of the step (attn_q reads
+ * the tracer copies (or summarizes) them before returning. That call usually runs beside the
+ * next op, on whichever pool thread is free (see "the pending op" below), and always before
+ * anything overwrites the buffers it reads. Most inputs are the unchanged output of an earlier op of the step (attn_q reads
  * attn_norm's output): the table below names them, and they go to the tracer as links
  * (trc_op_record_linked), which it stores without copying or hashing anything.
  */
 #include "ctx_int.h"
+#include "pool_int.h"
 #include "trc.h"
 
 #include <math.h>
@@ -80,7 +82,97 @@ static void op_name(char *buf, size_t cap, int64_t layer, const char *name)
     sb_str(&b, name);
 }
 
+/* ---- the pending op ----------------------------------------------------------------------
+ * emit() leaves each op's record pending. The next op's lm_rec_begin_w posts it to the thread
+ * pool when the next op writes nothing the record reads (lm_pool_post): a waiting helper then
+ * hashes and summarizes it while the caller runs the next op, or the caller does so at the
+ * start of the op's pool job while the helpers run its first chunks. The next emit waits for it
+ * (records stay in order, and the op after next may overwrite its buffers). lm_rec_begin
+ * records it at once. Op times are wall times, so an op that ran beside a record can show the
+ * time the record took from it. */
+
+static void record_pending(void *arg)
+{
+    lm_ctx *c = arg;
+    struct lm_rec_pending *p = &c->rec_pending;
+    p->rc = trc_op_record_linked(c->trace, &p->op, p->same_as);
+}
+
+void lm_rec_flush(lm_ctx *c)
+{
+    struct lm_rec_pending *p = &c->rec_pending;
+    if (!p->on) {
+        return;
+    }
+    if (p->posted) {
+        lm_pool_post_wait(c->pool);
+        c->rec_overlapped++;
+    } else {
+        record_pending(c);
+    }
+    p->on = p->posted = false;
+    if (p->rc < 0 && !c->rec_err) {
+        c->rec_err = p->rc;
+    }
+}
+
+static int64_t tensor_bytes(const struct trc_tensor *t)
+{
+    int64_t n = t->known ? t->n_known : 1;
+    for (int d = 0; !t->known && d < t->n_dims; d++) {
+        n *= t->shape[d];
+    }
+    return n * (t->dtype == TRC_DTYPE_F16 || t->dtype == TRC_DTYPE_BF16 ? 2 : 4);
+}
+
+static bool overlaps(const void *a, int64_t na, const void *b, int64_t nb)
+{
+    const uintptr_t x = (uintptr_t)a, y = (uintptr_t)b;
+    return na > 0 && nb > 0 && x < y + (uintptr_t)nb && y < x + (uintptr_t)na;
+}
+
+/* Whether the pending record reads anything in [out, out + n), c->scratch or c->rec_buf. */
+static bool pending_reads(const lm_ctx *c, const void *out, int64_t n)
+{
+    const struct lm_rec_pending *p = &c->rec_pending;
+    const int64_t ns = (int64_t)lm_pool_size(c->pool) * c->scratch_n * (int64_t)sizeof(float);
+    for (int k = 0; k < p->op.n_tensors; k++) {
+        const struct trc_tensor *t = &p->ts[k];
+        const int64_t nt = p->same_as[k] ? 0 : tensor_bytes(t); /* a link reads nothing */
+        if (overlaps(t->data, nt, out, n) || overlaps(t->data, nt, c->scratch, ns) ||
+            overlaps(t->data, nt, c->rec_buf, c->rec_n * (int64_t)sizeof(float))) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void begin(lm_ctx *c, struct lm_rec *r, int64_t layer, const char *name, const char *kind,
+                  int64_t pos0, int64_t n_pos);
+
+void lm_rec_begin_w(lm_ctx *c, struct lm_rec *r, int64_t layer, const char *name, const char *kind,
+                    int64_t pos0, int64_t n_pos, const void *out, size_t out_bytes)
+{
+    struct lm_rec_pending *p = &c->rec_pending;
+    if (p->on && !p->posted) {
+        if (c->rec_sync || pending_reads(c, out, (int64_t)out_bytes)) {
+            lm_rec_flush(c);
+        } else {
+            p->posted = true;
+            lm_pool_post(c->pool, record_pending, c);
+        }
+    }
+    begin(c, r, layer, name, kind, pos0, n_pos);
+}
+
 void lm_rec_begin(lm_ctx *c, struct lm_rec *r, int64_t layer, const char *name, const char *kind,
+                  int64_t pos0, int64_t n_pos)
+{
+    lm_rec_flush(c);
+    begin(c, r, layer, name, kind, pos0, n_pos);
+}
+
+static void begin(lm_ctx *c, struct lm_rec *r, int64_t layer, const char *name, const char *kind,
                   int64_t pos0, int64_t n_pos)
 {
     r->level = TRC_LEVEL_NONE;
@@ -188,15 +280,30 @@ static void emit(lm_ctx *c, struct lm_rec *r, const struct trc_tensor *ts, int n
     if (c->on_op) {
         c->on_op(c->on_op_user, c->n_steps, &op);
     }
-    char buf[5][64];
-    const char *same_as[5] = {NULL};
-    for (int k = 0; c->trace && k < n_ts && k < 5; k++) {
-        same_as[k] = link_for(c, r, ts[k].role, buf[k]);
+    if (!c->trace) {
+        return;
     }
-    int rc = c->trace ? trc_op_record_linked(c->trace, &op, n_ts <= 5 ? same_as : NULL) : 0;
-    if (rc < 0 && !c->rec_err) {
-        c->rec_err = rc;
+    lm_rec_flush(c); /* the op before: recorded, or waited for */
+    struct lm_rec_pending *p = &c->rec_pending;
+    if (n_ts > 5) { /* not an op of forward.c */
+        int rc = trc_op_record_linked(c->trace, &op, NULL);
+        c->rec_err = rc < 0 && !c->rec_err ? rc : c->rec_err;
+        return;
     }
+    memcpy(p->name, r->name, sizeof p->name);
+    snprintf(p->params, sizeof p->params, "%s", params ? params : "");
+    for (int k = 0; k < n_ts; k++) {
+        p->ts[k] = ts[k];
+        p->same_as[k] = link_for(c, r, ts[k].role, p->links[k]);
+    }
+    p->w = w;
+    p->op = op;
+    p->op.name = p->name;
+    p->op.params_json = params ? p->params : NULL;
+    p->op.tensors = p->ts;
+    p->op.weights = weight ? &p->w : NULL;
+    p->on = true;
+    p->posted = false;
 }
 
 void lm_rec_embd(lm_ctx *c, struct lm_rec *r, const int32_t *tokens, const float *out, int64_t n)
@@ -359,5 +466,6 @@ void lm_rec_add(lm_ctx *c, struct lm_rec *r, const float *a, const float *b, con
 
 int lm_rec_status(lm_ctx *c)
 {
+    lm_rec_flush(c);
     return c->rec_err;
 }

@@ -2,16 +2,18 @@
  * Tests of what makes recording cheap (issue 4, "Cost"): links between tensors of a step
  * (trc_op_record_linked) store nothing twice and fall back to the data when they cannot be
  * honoured; trc_writer_check_links catches a wrong link; the engine's links (src/record.c)
- * name exactly the data it passes, at every level mix and KV type; a token recorded from the
+ * name exactly the data it passes, at every level mix and KV type, also when it records an op
+ * beside the next one (and not with LLTRACE_RECORD_SYNC); a token recorded from the
  * engine's on_logits hook is committed with its step; the SIMD stats equal a plain
  * reference, and the fused hash + stats pass (portable and AVX2) equals trc__hash + trc__stats
  * bit for bit; XXH64 matches zstd's checksums; the codec writes one zstd frame per byte plane,
  * Raw frames for random planes, that libzstd and `zstd -d` decode, rejects corrupt, truncated
  * and wrongly sized blobs, decodes version 1 blobs, and compresses like level 3; the two
  * indexes built at close exist only then; and the thread pool's waits (spin, yield, sleep) lose
- * no job.
+ * no job, and a function posted to it runs once, on a waiting helper or the caller.
  */
 #include <check.h>
+#include <pthread.h>
 #include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
@@ -23,6 +25,7 @@
 #define ZSTD_STATIC_LINKING_ONLY /* ZSTD_frameHeaderSize, ZSTD_findDecompressedSize */
 #include <zstd.h>
 
+#include "ctx_int.h"
 #include "lm.h"
 #include "pool_int.h"
 #include "testutil.h"
@@ -169,6 +172,7 @@ struct seen {
     char key[1100][256];
     uint64_t hash[1100];
     int n;
+    int64_t overlapped; /* ops the engine recorded inside the next kernel's pool job */
 };
 
 static void observe(void *user, int64_t step, const struct trc_op *op)
@@ -187,7 +191,7 @@ static void observe(void *user, int64_t step, const struct trc_op *op)
 
 /* Records a 6-token prompt then 3 tokens with links checked, and compares every op tensor of the
  * trace with what the engine passed. */
-static void engine_links(const char *model, int kv_type, const char *rule, const char *p)
+static int64_t engine_links(const char *model, int kv_type, const char *rule, const char *p)
 {
     char err[512];
     lm_model *m = NULL;
@@ -211,6 +215,7 @@ static void engine_links(const char *model, int kv_type, const char *rule, const
     for (int i = 0; i < 3; i++) {
         ck_assert_msg(lm_ctx_decode(c, &toks[i + 1], 1) == 0, "%s", lm_ctx_errmsg(c));
     }
+    s->overlapped = c->rec_overlapped;
     lm_ctx_destroy(c);
     lm_model_close(m);
     struct trc_writer_stats st;
@@ -244,7 +249,9 @@ static void engine_links(const char *model, int kv_type, const char *rule, const
     sqlite3_finalize(q);
     ck_assert_int_eq(n, s->n); /* every tensor the engine passed is in the trace */
     trc_reader_close(r);
+    int64_t overlapped = s->overlapped;
     free(s);
+    return overlapped;
 }
 
 START_TEST(test_trace_cost_engine_links)
@@ -258,6 +265,27 @@ START_TEST(test_trace_cost_engine_links)
     engine_links(model, LM_TYPE_F32, "stats:blk.0.attn_norm",
                  lt_tmp_path("trace_cost", "e4.trace"));
     engine_links(model, LM_TYPE_F32, "stats:blk.1.*", lt_tmp_path("trace_cost", "e5.trace"));
+}
+END_TEST
+
+/* The engine records an op while the next op's kernel runs, when that kernel writes nothing the
+ * record reads (lm_rec_begin_pool): what is stored is still exactly what the engine passed at
+ * the op (engine_links compares every tensor), and LLTRACE_RECORD_SYNC turns the overlap off.
+ * The "small" preset's matmuls are large enough to go to the pool even for one token. */
+START_TEST(test_trace_cost_engine_overlap)
+{
+    char model[1200], err[512];
+    snprintf(model, sizeof model, "%s", lt_tmp_path("trace_cost", "small.gguf"));
+    struct lm_mkmodel_opts mo = {"small", LM_TYPE_Q8_0, 5};
+    ck_assert_msg(lm_mkmodel_write(model, &mo, err, sizeof err) == 0, "%s", err);
+    int64_t n = engine_links(model, LM_TYPE_F32, "full", lt_tmp_path("trace_cost", "o1.trace"));
+    ck_assert_int_ge(n, 4 * 2 * 4); /* at least attn_k, attn_v, ffn_up, ffn_out per block+step */
+    n = engine_links(model, LM_TYPE_F16, "stats", lt_tmp_path("trace_cost", "o2.trace"));
+    ck_assert_int_ge(n, 4 * 2 * 4);
+    ck_assert_int_eq(setenv("LLTRACE_RECORD_SYNC", "1", 1), 0);
+    n = engine_links(model, LM_TYPE_F32, "full", lt_tmp_path("trace_cost", "o3.trace"));
+    ck_assert_int_eq(unsetenv("LLTRACE_RECORD_SYNC"), 0);
+    ck_assert_int_eq(n, 0);
 }
 END_TEST
 
@@ -946,6 +974,76 @@ START_TEST(test_trace_cost_pool_waits)
 }
 END_TEST
 
+static void run_pjob(lm_pool *p, struct pjob *j, int64_t n)
+{
+    for (int k = 0; k < PJOB_CHUNKS; k++) {
+        j->runs[k] = 0;
+    }
+    lm_pool_run(p, pjob_fn, j, n);
+    for (int k = 0; k < n; k++) {
+        ck_assert_int_eq(j->runs[k], 1);
+    }
+}
+
+/* lm_pool_post: the posted function runs exactly once, on a helper that is waiting for a job
+ * (awake) or on the caller, and lm_pool_post_wait returns only after it ran; a helper asleep
+ * never takes it, nor does a pool without helpers. */
+struct post_arg {
+    _Atomic int calls;
+    _Atomic int on_helper;
+    pthread_t caller;
+};
+
+static void post_fn(void *arg)
+{
+    struct post_arg *a = arg;
+    a->on_helper += !pthread_equal(pthread_self(), a->caller);
+    nap_ms(1); /* lm_pool_post_wait must wait for it */
+    a->calls++;
+}
+
+START_TEST(test_trace_cost_pool_post)
+{
+    lm_pool *p = lm_pool_create(2);
+    ck_assert_ptr_nonnull(p);
+    struct pjob j = {.slow = 0};
+    struct post_arg a = {0, 0, pthread_self()};
+    for (int i = 0; i < 20; i++) { /* beside a job: either worker */
+        lm_pool_post(p, post_fn, &a);
+        run_pjob(p, &j, PJOB_CHUNKS);
+        lm_pool_post_wait(p);
+        ck_assert_int_eq(a.calls, i + 1);
+    }
+    int taken = 0;
+    for (int i = 0; i < 50 && !taken; i++) { /* right after a job the helper spins */
+        run_pjob(p, &j, PJOB_CHUNKS);
+        int before = a.on_helper;
+        lm_pool_post(p, post_fn, &a);
+        nap_ms(2);
+        lm_pool_post_wait(p);
+        taken = a.on_helper > before;
+    }
+    ck_assert_msg(taken, "a spinning helper never took the posted function");
+    nap_ms(20); /* the helper goes to sleep: the caller runs it in lm_pool_post_wait */
+    int calls = a.calls, on_helper = a.on_helper;
+    lm_pool_post(p, post_fn, &a);
+    lm_pool_post_wait(p);
+    ck_assert_int_eq(a.calls, calls + 1);
+    ck_assert_int_eq(a.on_helper, on_helper);
+    lm_pool_post_wait(p); /* nothing posted: returns */
+    ck_assert_int_eq(a.calls, calls + 1);
+    lm_pool_destroy(p);
+    p = lm_pool_create(1);
+    ck_assert_ptr_nonnull(p);
+    lm_pool_post(p, post_fn, &a);
+    run_pjob(p, &j, PJOB_CHUNKS);
+    lm_pool_post_wait(p);
+    ck_assert_int_eq(a.calls, calls + 2);
+    ck_assert_int_eq(a.on_helper, on_helper);
+    lm_pool_destroy(p);
+}
+END_TEST
+
 Suite *trace_cost_suite(void); /* called by check_main.c */
 Suite *trace_cost_suite(void)
 {
@@ -955,6 +1053,7 @@ Suite *trace_cost_suite(void)
     tcase_add_test(tc, test_trace_cost_links);
     tcase_add_test(tc, test_trace_cost_check_links);
     tcase_add_test(tc, test_trace_cost_engine_links);
+    tcase_add_test(tc, test_trace_cost_engine_overlap);
     tcase_add_test(tc, test_trace_cost_token_in_step);
     tcase_add_test(tc, test_trace_cost_stats_lanes);
     tcase_add_test(tc, test_trace_cost_hash_stats_f32);
@@ -969,6 +1068,7 @@ Suite *trace_cost_suite(void)
     tcase_add_test(tc, test_trace_cost_wait_idle);
     tcase_add_test(tc, test_trace_cost_flush);
     tcase_add_test(tc, test_trace_cost_pool_waits);
+    tcase_add_test(tc, test_trace_cost_pool_post);
     suite_add_tcase(s, tc);
     return s;
 }

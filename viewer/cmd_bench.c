@@ -326,7 +326,7 @@ static void print_tracer(const char *level, const struct trc_writer_stats *s, do
 {
     printf(
         "tracer %-5s per generated token: %.0f ops, %.0f tensors (%.0f linked, %.0f stored once), "
-        "engine thread %.2f ms in trc_op_record + %.2f ms waiting, CPU of the writer thread "
+        "engine threads %.2f ms in trc_op_record + %.2f ms waiting, CPU of the writer thread "
         "%.2f ms, of the compression thread %.2f ms and of the checkpoint thread %.2f ms; "
         "%.0f ops written by waiting engine helpers in %.2f ms\n",
         level, (double)s->n_ops / toks, (double)s->n_tensors / toks, (double)s->n_linked / toks,

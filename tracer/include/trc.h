@@ -205,8 +205,9 @@ struct trc_writer_stats {
                              record_ns, and engine threads write most rows, see help_ns) */
     int64_t wait_ns;      /* time the caller spent blocked (queue full, trc_step_end),
                              including the step's last jobs it runs itself in trc_step_end */
-    int64_t record_ns;    /* time the caller spent in trc_op_record: checks, links, hash and
-                             stats at level stats, copies at level full */
+    int64_t record_ns;    /* time spent in trc_op_record, by whichever thread called it:
+                             checks, links, hash and stats at level stats, copies at level
+                             full */
     int64_t n_linked;     /* tensors stored through a link (trc_op_record_linked): no copy, no
                              hash; those sharing the linked row also count in n_dedup */
     int64_t ckpt_ns;      /* CPU time of the checkpoint thread (copies from the WAL into the
