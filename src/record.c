@@ -4,9 +4,10 @@
  * recording rules say `none` for an op, nothing is built. Tensor data are passed by pointer:
  * the tracer copies (or summarizes) them before returning. That call usually runs beside the
  * next op, on whichever pool thread is free (see "the pending op" below), and always before
- * anything overwrites the buffers it reads. Most inputs are the unchanged output of an earlier op of the step (attn_q reads
- * attn_norm's output): the table below names them, and they go to the tracer as links
- * (trc_op_record_linked), which it stores without copying or hashing anything.
+ * anything overwrites the buffers it reads. Most inputs are the unchanged output of an earlier
+ * op of the step (attn_q reads attn_norm's output): the table below names them, and they go to
+ * the tracer as links (trc_op_record_linked), which it stores without copying or hashing
+ * anything.
  */
 #include "ctx_int.h"
 #include "pool_int.h"
