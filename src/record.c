@@ -155,7 +155,10 @@ void lm_rec_begin_w(lm_ctx *c, struct lm_rec *r, int64_t layer, const char *name
                     int64_t pos0, int64_t n_pos, const void *out, size_t out_bytes)
 {
     struct lm_rec_pending *p = &c->rec_pending;
-    if (p->on && !p->posted) {
+    if (p->posted) { /* posted beside the op before, which recorded nothing (level none) */
+        lm_rec_flush(c);
+    }
+    if (p->on) {
         if (c->rec_sync || pending_reads(c, out, (int64_t)out_bytes)) {
             lm_rec_flush(c);
         } else {
