@@ -165,8 +165,9 @@ CREATE TABLE ops (
                                     -- NULL when none (writer). The view op_tensors has one row
                                     -- per tensor.
 );
-CREATE INDEX ops_by_step ON ops (run_id, step, seq);
--- ops_by_name (name, run_id, step): built at close, see the end of this file.
+-- ops_by_step (run_id, step, seq) and ops_by_name (name, run_id, step): built at close, see the
+-- end of this file. Without them (a trace being written, or whose writer was killed), a step's
+-- ops are still found quickly by id: ids grow with (run_id, step, seq).
 
 -- The tensors of an op by role, one row per (op, role) of ops.tensors: 'in0', 'in1', ... inputs;
 -- 'out' the result; for rope ops also 'pos' (i32 [n_pos] positions), 'cos' and 'sin' (f32
@@ -319,4 +320,5 @@ ORDER BY o.run_id, o.step, o.seq, rr.row;
 -- conventions at the top). Traces written by earlier builds also have the indexes
 -- tensors_dedupe (hash, dtype, shape) and op_tensors_by_tensor (tensor_id); no reader needs them.
 -- @lltrace:at-close
+CREATE INDEX ops_by_step ON ops (run_id, step, seq);
 CREATE INDEX ops_by_name ON ops (name, run_id, step);

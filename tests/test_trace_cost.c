@@ -834,9 +834,39 @@ static int n_indexes(const char *path)
 {
     sqlite3 *db = NULL;
     ck_assert_int_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    int n = atoi(lt_sql1(db, "SELECT count(*) FROM sqlite_master WHERE name = 'ops_by_name'"));
+    int n = atoi(lt_sql1(
+        db, "SELECT count(*) FROM sqlite_master WHERE name IN ('ops_by_name', 'ops_by_step')"));
     sqlite3_close(db);
     return n;
+}
+
+/* Steps 0, 1, 2 of run 1 hold ops x y, z and w: listed per step with their counts. */
+static void check_steps_by_id(const char *p)
+{
+    static const char *const want[3] = {"x y ", "z ", "w "};
+    trc_reader *r = NULL;
+    char err[TRC_ERRBUF_SIZE];
+    ck_assert_msg(trc_reader_open(p, &r, err, sizeof err) == 0, "%s", err);
+    trc_cursor *c = NULL;
+    struct trc_step_info si;
+    ck_assert_int_eq(trc_reader_steps(r, 1, &c), 0);
+    for (int k = 0; k < 3; k++) {
+        ck_assert_int_eq(trc_cursor_next_step(c, &si), 1);
+        ck_assert_int_eq(si.n_ops, k == 0 ? 2 : 1);
+    }
+    ck_assert_int_eq(trc_cursor_next_step(c, &si), 0);
+    trc_cursor_close(c);
+    for (int k = 3; k >= -1; k--) { /* step 3 is not in the trace; -1: every step */
+        char got[32] = "";
+        struct trc_op_info oi;
+        ck_assert_int_eq(trc_reader_ops(r, 1, k, &c), 0);
+        while (trc_cursor_next_op(c, &oi) == 1) {
+            snprintf(got + strlen(got), sizeof got - strlen(got), "%s ", oi.name);
+        }
+        trc_cursor_close(c);
+        ck_assert_str_eq(got, k == 3 ? "" : k < 0 ? "x y z w " : want[k]);
+    }
+    trc_reader_close(r);
 }
 
 START_TEST(test_trace_cost_indexes_at_close)
@@ -850,9 +880,16 @@ START_TEST(test_trace_cost_indexes_at_close)
     ck_assert_int_eq(rec(w, "x", &t, 1, NULL), 0);
     ck_assert_int_eq(rec(w, "y", &t, 1, NULL), 0); /* deduplicated by the writer's map */
     ck_assert_int_eq(trc_step_end(w, -1), 0);
+    for (int k = 1; k <= 2; k++) {
+        ck_assert_int_eq(trc_step_begin(w, k, k, 1), 0);
+        ck_assert_int_eq(rec(w, k == 1 ? "z" : "w", &t, 1, NULL), 0);
+        ck_assert_int_eq(trc_step_end(w, -1), 0);
+    }
     ck_assert_int_eq(n_indexes(p), 0); /* a killed writer leaves them out */
+    check_steps_by_id(p);              /* what the reader does without ops_by_step */
     ck_assert_int_eq(trc_writer_close(w), 0);
-    ck_assert_int_eq(n_indexes(p), 1);
+    ck_assert_int_eq(n_indexes(p), 2);
+    check_steps_by_id(p);
     sqlite3 *db = NULL;
     ck_assert_int_eq(sqlite3_open_v2(p, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     ck_assert_str_eq(lt_sql1(db, "SELECT count(*) FROM tensors"), "1");

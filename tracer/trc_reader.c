@@ -24,6 +24,14 @@ struct trc_reader {
     sqlite3_stmt *st_op; /* trc_reader_op's row, kept so its strings stay valid */
     /* statements run once per tensor (a diff reads every op's): prepared once */
     sqlite3_stmt *st_op_tensor, *st_tensor;
+    /* Without the index ops_by_step (a trace still being written, or whose writer was killed:
+     * it is built at close), the ops of one step are found by id: ids grow with (run, step,
+     * seq), so each step's ops lie in [lo, hi], read for a run with one scan (step_spans). */
+    bool no_step_index;
+    int64_t span_run, n_span;
+    struct trc__span {
+        int64_t step, lo, hi;
+    } * span;
     char msg[TRC__MSG_SIZE];
 };
 
@@ -203,6 +211,14 @@ int trc_reader_open(const char *path, trc_reader **out, char *errbuf, size_t err
         trc_reader_close(r);
         return rc;
     }
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(r->db,
+                           "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = "
+                           "'ops_by_step'",
+                           -1, &st, NULL) == SQLITE_OK) {
+        r->no_step_index = sqlite3_step(st) != SQLITE_ROW;
+    }
+    sqlite3_finalize(st);
     *out = r;
     return 0;
 }
@@ -216,6 +232,7 @@ void trc_reader_close(trc_reader *r)
     sqlite3_finalize(r->st_op_tensor);
     sqlite3_finalize(r->st_tensor);
     sqlite3_close_v2(r->db);
+    free(r->span);
     free(r->path);
     free(r);
 }
@@ -270,10 +287,12 @@ static const char runs_sql[] =
     "(SELECT coalesce(max(step), -1) FROM steps s WHERE s.run_id = runs.id) "
     "FROM runs ORDER BY id";
 
+/* The ops are counted in one pass, not once per step: without ops_by_step (see struct
+ * trc_reader) that would read the whole table for each step. */
 static const char steps_sql[] =
-    "SELECT run_id, step, pos0, n_tokens, coalesce(elapsed_ns, -1), "
-    "(SELECT count(*) FROM ops o WHERE o.run_id = s.run_id AND o.step = s.step) "
-    "FROM steps s WHERE run_id = ?1 ORDER BY step";
+    "SELECT s.run_id, s.step, s.pos0, s.n_tokens, coalesce(s.elapsed_ns, -1), coalesce(c.n, 0) "
+    "FROM steps s LEFT JOIN (SELECT step, count(*) AS n FROM ops WHERE run_id = ?1 GROUP BY "
+    "step) c ON c.step = s.step WHERE s.run_id = ?1 ORDER BY s.step";
 
 #define OP_COLS                                                                                    \
     "id, run_id, step, seq, coalesce(layer, -1), kind, name, pos0, n_pos, params, "                \
@@ -281,11 +300,89 @@ static const char steps_sql[] =
 
 static const char ops_sql[] =
     "SELECT " OP_COLS "WHERE run_id = ?1 AND (?2 < 0 OR step = ?2) ORDER BY step, seq";
+/* One step's ops by id, for a trace without ops_by_step (op_id_range) */
+static const char ops_range_sql[] =
+    "SELECT " OP_COLS "WHERE id BETWEEN ?3 AND ?4 AND run_id = ?1 AND step = ?2 ORDER BY seq";
+
+/* Reads [lo, hi] of every step of run_id into r->span (struct trc_reader), in step order. */
+static int step_spans(trc_reader *r, int64_t run_id)
+{
+    sqlite3_stmt *st = NULL;
+    r->n_span = 0;
+    r->span_run = -1;
+    if (sqlite3_prepare_v2(r->db,
+                           "SELECT step, min(id), max(id) FROM ops WHERE run_id = ?1 GROUP BY "
+                           "step ORDER BY step",
+                           -1, &st, NULL) != SQLITE_OK) {
+        return fail(r, TRC_ESQL, "%s: %s", r->path, sqlite3_errmsg(r->db));
+    }
+    sqlite3_bind_int64(st, 1, run_id);
+    int64_t cap = 0;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (r->n_span == cap) {
+            cap = cap ? 2 * cap : 256;
+            struct trc__span *p = realloc(r->span, (size_t)cap * sizeof *p);
+            if (!p) {
+                sqlite3_finalize(st);
+                return fail(r, TRC_ENOMEM, "out of memory");
+            }
+            r->span = p;
+        }
+        struct trc__span *sp = &r->span[r->n_span++];
+        sp->step = sqlite3_column_int64(st, 0);
+        sp->lo = sqlite3_column_int64(st, 1);
+        sp->hi = sqlite3_column_int64(st, 2);
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) {
+        return fail(r, TRC_ESQL, "%s: %s", r->path, sqlite3_errmsg(r->db));
+    }
+    r->span_run = run_id;
+    return 0;
+}
+
+/* The ids between which the ops of (run_id, step) lie, from r->span (read again once for a step
+ * it lacks: a live trace grows); an empty range for a step the run does not have. */
+static int op_id_range(trc_reader *r, int64_t run_id, int64_t step, int64_t *lo, int64_t *hi)
+{
+    bool fresh = false;
+    for (int pass = 0; pass < 2 && !(pass == 1 && fresh); pass++) {
+        if (pass == 1 || r->span_run != run_id) {
+            int rc = step_spans(r, run_id);
+            if (rc < 0) {
+                return rc;
+            }
+            fresh = true;
+        }
+        int64_t a = 0, b = r->n_span;
+        while (a < b) {
+            int64_t m = a + (b - a) / 2;
+            if (r->span[m].step < step) {
+                a = m + 1;
+            } else {
+                b = m;
+            }
+        }
+        if (a < r->n_span && r->span[a].step == step) {
+            *lo = r->span[a].lo;
+            *hi = r->span[a].hi;
+            return 0;
+        }
+    }
+    *lo = 1; /* no such step: an empty range */
+    *hi = 0;
+    return 0;
+}
 
 static int cursor_open(trc_reader *r, enum cursor_kind kind, int64_t run_id, int64_t step,
                        trc_cursor **out)
 {
-    const char *sql = kind == CUR_RUNS ? runs_sql : kind == CUR_STEPS ? steps_sql : ops_sql;
+    const bool by_id = kind == CUR_OPS && step >= 0 && r->no_step_index;
+    const char *sql = kind == CUR_RUNS    ? runs_sql
+                      : kind == CUR_STEPS ? steps_sql
+                      : by_id             ? ops_range_sql
+                                          : ops_sql;
     *out = NULL;
     trc_cursor *c = calloc(1, sizeof *c);
     if (!c) {
@@ -294,6 +391,17 @@ static int cursor_open(trc_reader *r, enum cursor_kind kind, int64_t run_id, int
     if (sqlite3_prepare_v2(r->db, sql, -1, &c->st, NULL) != SQLITE_OK) {
         free(c);
         return fail(r, TRC_ESQL, "%s: %s", r->path, sqlite3_errmsg(r->db));
+    }
+    if (by_id) {
+        int64_t lo, hi;
+        int rc = op_id_range(r, run_id, step, &lo, &hi);
+        if (rc < 0) {
+            sqlite3_finalize(c->st);
+            free(c);
+            return rc;
+        }
+        sqlite3_bind_int64(c->st, 3, lo);
+        sqlite3_bind_int64(c->st, 4, hi);
     }
     if (kind != CUR_RUNS) {
         sqlite3_bind_int64(c->st, 1, run_id);
