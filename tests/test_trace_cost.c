@@ -189,16 +189,14 @@ static void observe(void *user, int64_t step, const struct trc_op *op)
     }
 }
 
-/* Records a 6-token prompt then 3 tokens with links checked, and compares every op tensor of the
- * trace with what the engine passed. */
-static int64_t engine_links(const char *model, int kv_type, const char *rule, const char *p)
+/* Runs a 6-token prompt then 3 tokens into w (rule added, run begun) on 2 threads, with the
+ * observer s when not NULL; returns the ops the engine recorded beside the next one. */
+static int64_t decode_into(const char *model, int kv_type, trc_writer *w, const char *rule,
+                           struct seen *s)
 {
     char err[512];
     lm_model *m = NULL;
     lm_ctx *c = NULL;
-    struct seen *s = calloc(1, sizeof *s);
-    trc_writer *w = lt_writer_open(p, false);
-    ck_assert_int_eq(trc_writer_check_links(w, true), 0);
     ck_assert_int_eq(trc_writer_add_rule(w, rule), 0);
     ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);
     ck_assert_msg(lm_model_open(model, &m, err, sizeof err) == 0, "%s", err);
@@ -207,7 +205,7 @@ static int64_t engine_links(const char *model, int kv_type, const char *rule, co
     co.n_threads = 2;
     co.kv_type = kv_type;
     co.trace = w;
-    co.on_op = observe;
+    co.on_op = s ? observe : NULL;
     co.on_op_user = s;
     ck_assert_msg(lm_ctx_create(m, &co, &c, err, sizeof err) == 0, "%s", err);
     int32_t toks[6] = {1, 17, 42, 99, 7, 300};
@@ -215,9 +213,21 @@ static int64_t engine_links(const char *model, int kv_type, const char *rule, co
     for (int i = 0; i < 3; i++) {
         ck_assert_msg(lm_ctx_decode(c, &toks[i + 1], 1) == 0, "%s", lm_ctx_errmsg(c));
     }
-    s->overlapped = c->rec_overlapped;
+    int64_t overlapped = c->rec_overlapped;
     lm_ctx_destroy(c);
     lm_model_close(m);
+    return overlapped;
+}
+
+/* Records a 6-token prompt then 3 tokens with links checked, and compares every op tensor of the
+ * trace with what the engine passed. */
+static int64_t engine_links(const char *model, int kv_type, const char *rule, const char *p)
+{
+    char err[512];
+    struct seen *s = calloc(1, sizeof *s);
+    trc_writer *w = lt_writer_open(p, false);
+    ck_assert_int_eq(trc_writer_check_links(w, true), 0);
+    s->overlapped = decode_into(model, kv_type, w, rule, s);
     struct trc_writer_stats st;
     ck_assert_int_eq(trc_writer_get_stats(w, &st), 0);
     ck_assert_int_eq(trc_writer_close(w), 0);
@@ -272,25 +282,8 @@ END_TEST
  * none then emit nothing, and a record posted beside one of them waits until the op after. */
 static void record_plain(const char *model, const char *rule, const char *p)
 {
-    char err[512];
-    lm_model *m = NULL;
-    lm_ctx *c = NULL;
     trc_writer *w = lt_writer_open(p, false);
-    ck_assert_int_eq(trc_writer_add_rule(w, rule), 0);
-    ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);
-    ck_assert_msg(lm_model_open(model, &m, err, sizeof err) == 0, "%s", err);
-    struct lm_ctx_opts co = {0};
-    lm_faults_init(&co.faults);
-    co.n_threads = 2;
-    co.trace = w;
-    ck_assert_msg(lm_ctx_create(m, &co, &c, err, sizeof err) == 0, "%s", err);
-    int32_t toks[6] = {1, 17, 42, 99, 7, 300};
-    ck_assert_msg(lm_ctx_decode(c, toks, 6) == 0, "%s", lm_ctx_errmsg(c));
-    for (int i = 0; i < 3; i++) {
-        ck_assert_msg(lm_ctx_decode(c, &toks[i + 1], 1) == 0, "%s", lm_ctx_errmsg(c));
-    }
-    lm_ctx_destroy(c);
-    lm_model_close(m);
+    decode_into(model, LM_TYPE_F32, w, rule, NULL);
     ck_assert_int_eq(trc_writer_close(w), 0);
 }
 
