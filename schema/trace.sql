@@ -25,10 +25,11 @@
 --   * Durability: WAL journal with synchronous=NORMAL while recording. A killed writer process
 --     (SIGKILL, crash) loses at most the step in progress; an OS crash or power loss may also lose
 --     the last committed steps, never the file's integrity. A closed trace is one file (the
---     writer leaves WAL mode at close). Pages are 32 KiB, or as the engine asks
---     (trc_writer_opts.page_size; lltrace run uses 8 KiB when no op is recorded in full). While
---     recording, a second connection of the writer copies committed steps from the WAL into the
---     file (passive checkpoints), so the file holds most of the trace before it is closed.
+--     writer leaves WAL mode at close). Pages are 64 KiB, or as the engine asks
+--     (trc_writer_opts.page_size; lltrace run uses 8 KiB when no op is recorded in full, 32 KiB
+--     when only some are). While recording, a second connection of the writer copies committed
+--     steps from the WAL into the file (passive checkpoints), so the file holds most of the
+--     trace before it is closed.
 --   * The statements after the line "-- @lltrace:at-close" (at the end) are run by the writer
 --     when it closes the file, not when it creates it: an index whose upkeep row by row would
 --     cost a random page write per op at every step's commit. A trace whose writer was killed

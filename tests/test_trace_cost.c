@@ -941,7 +941,7 @@ START_TEST(test_trace_cost_checkpoint_thread)
     ck_assert_int_eq(sqlite3_open_v2(p, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
     ck_assert_str_eq(lt_sql1(db, "SELECT count(*) FROM steps"), "24");
     ck_assert_str_eq(lt_sql1(db, "PRAGMA integrity_check"), "ok");
-    ck_assert_str_eq(lt_sql1(db, "PRAGMA page_size"), "32768");
+    ck_assert_str_eq(lt_sql1(db, "PRAGMA page_size"), "65536");
     sqlite3_close(db);
     free(x);
 }

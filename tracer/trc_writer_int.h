@@ -156,15 +156,19 @@ struct trc__job {
  * mu: 1500 cycles per submit at level stats (tinyllama), 300-500 with recycled blocks. */
 #define TRC__JOB_SPARE 2048
 
-/* Pages of 32 KiB by default (trc_writer_opts.page_size): tensors of a few KiB to a few hundred
- * KiB go through SQLite, the WAL and the checkpoint in few pages. On the tinyllama benchmark
- * (`lltrace bench --trace`, writer thread time per generated token): 16 KiB pages 15-18 ms at
- * level full, 2.8-3.5 ms at level stats; 32 KiB 12.6-13.3 and 2.8-2.9; 64 KiB 11.5-12.9 and
- * 3.0-3.3 (every commit then writes whole 64 KiB pages of the small tables). A trace with no
- * tensor data is better off with 8 KiB: a decode step's commit rewrites the last leaf and the
- * interior pages of each table, and at level stats writes about 23 frames of 8 KiB (184 KiB)
- * instead of 12 of 32 KiB (384 KiB). Readers do not care: the page size is in the header. */
-#define TRC__PAGE_SIZE 32768
+/* Pages of 64 KiB by default (trc_writer_opts.page_size): tensors of a few KiB to a few hundred
+ * KiB go through SQLite, the WAL and the checkpoint in few pages, and a table leaf holds three
+ * compressed FFN activations (about 20 KiB each for tinyllama) where a 32 KiB leaf holds one:
+ * in a 16-token tinyllama trace, 29% of the tensors table's leaf bytes were unused with 32 KiB
+ * pages, 15% with 64 KiB, and the file was 83.4 MB against 72.9. At level full, in four rounds
+ * of `lltrace bench --trace` taking turns with 32 KiB pages (session 14): 1.245x / 1.237x /
+ * 1.260x / 1.220x against 1.350x / 1.315x / 1.297x / 1.278x. (An earlier session measured the
+ * writer thread alone: 16 KiB pages 15-18 ms per token, 32 KiB 12.6-13.3, 64 KiB 11.5-12.9.)
+ * Small pages suit a trace with little tensor data: a decode step's commit rewrites the last
+ * leaf and the interior pages of each table, at level stats about 23 frames of 8 KiB (184 KiB)
+ * instead of 12 of 32 KiB (384 KiB); lltrace run asks for 8 KiB when no op is recorded in full
+ * and 32 KiB when only some are. Readers do not care: the page size is in the header. */
+#define TRC__PAGE_SIZE 65536
 
 struct trc_writer {
     char *path;

@@ -117,16 +117,19 @@ static void print_piece(const lm_tok *t, int32_t id, bool ids)
 
 int vw_trace_page_size(const char *const *rules, int n_rules)
 {
-    bool all_covered = false;
+    bool any_full = false, any_stats = false, all_covered = false;
     for (int i = 0; i < n_rules; i++) {
         const char *colon = strchr(rules[i], ':');
         size_t n = colon ? (size_t)(colon - rules[i]) : strlen(rules[i]);
-        if (n == 4 && strncmp(rules[i], "full", 4) == 0) {
-            return 0;
-        }
-        all_covered = all_covered || !colon;
+        bool full = n == 4 && strncmp(rules[i], "full", 4) == 0;
+        any_full = any_full || full;
+        any_stats = any_stats || (n == 5 && strncmp(rules[i], "stats", 5) == 0);
+        all_covered = all_covered || (!colon && !full);
     }
-    return all_covered ? 8192 : 0;
+    if (!any_full && all_covered) {
+        return 8192; /* no tensor data */
+    }
+    return any_stats ? 32768 : 0; /* some ops in full, some at level stats; or all in full */
 }
 
 static int trace_open(const struct vw_run_opts *o, trc_writer **w)

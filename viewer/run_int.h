@@ -37,7 +37,8 @@ struct vw_run_result {
 void vw_run_opts_init(struct vw_run_opts *o);
 /* The trace page size for these recording rules (trc_writer_opts.page_size): 8192 when no op
  * can be recorded in full (a rule without a pattern at level stats or none, and no rule at
- * level full), else 0 (the default, 32 KiB). */
+ * level full); 32768 when some ops may be recorded in full and some at level stats; else 0
+ * (the tracer's default, 64 KiB, for a trace whose ops are all in full or not recorded). */
 int vw_trace_page_size(const char *const *rules, int n_rules);
 /* Runs a generation. res may be NULL. Returns an exit code (0 ok, 1 failure) and prints
  * diagnostics to stderr. */

@@ -25,20 +25,23 @@ mkdir -p "$TMP/dir.trace"
 expect 1 "dir.trace: is a directory; refusing to overwrite it" \
     "$BIN" run -m "$TMP/m.gguf" -p "hello" -n 4 -o "$TMP/dir.trace"
 
-# Page size: 8 KiB when no op is recorded in full (no tensor data), else 32 KiB.
+# Page size: 8 KiB when no op is recorded in full (no tensor data), 32 KiB when some ops are
+# recorded in full and others at level stats, else 64 KiB.
 page_size() {
   "$BIN" run -m "$TMP/m.gguf" -p "hello" -n 2 -o "$TMP/p.trace" --force "$@" >/dev/null 2>&1 ||
     fail "run $* failed"
   "$BIN" sql "$TMP/p.trace" --csv "PRAGMA page_size" | tail -n 1 | tr -d '\r'
 }
-[ "$(page_size)" = 32768 ] || fail "default rules: page size $(page_size), want 32768"
+[ "$(page_size)" = 65536 ] || fail "default rules: page size $(page_size), want 65536"
 [ "$(page_size --record stats)" = 8192 ] || fail "--record stats: page size is not 8192"
 [ "$(page_size --record stats --record none:blk.1.*)" = 8192 ] ||
   fail "--record stats --record none:...: page size is not 8192"
 [ "$(page_size --record stats --record full:blk.0.*)" = 32768 ] ||
   fail "--record stats --record full:...: page size is not 32768"
-[ "$(page_size --record none:step\>0)" = 32768 ] ||
-  fail "--record none:step>0 (the rest in full): page size is not 32768"
+[ "$(page_size --record none:step\>0)" = 65536 ] ||
+  fail "--record none:step>0 (the rest in full): page size is not 65536"
+[ "$(page_size --record stats:blk.0.*)" = 32768 ] ||
+  fail "--record stats:blk.0.* (the rest in full): page size is not 32768"
 
 long=$(printf 'a b c d e f g h %.0s' $(seq 1 60))
 expect 1 "the context holds 256" "$BIN" run -m "$TMP/m.gguf" -p "$long" -n 4

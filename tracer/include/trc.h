@@ -105,10 +105,11 @@ struct trc_writer_opts {
                          fast matching (level -30, a small hash table) and Huffman-coded literals;
                          else a zstd   level (1..19, negative) for every plane */
     bool synchronous; /* compress on the caller's thread (no worker); default false */
-    int page_size;    /* SQLite page size in bytes: 0 = default (32768), else a power of two
+    int page_size;    /* SQLite page size in bytes: 0 = default (65536), else a power of two
                          in 512..65536. Tensor data want large pages; a trace where no op is
-                         recorded in full holds no data, and 8192 halves the bytes each step's
-                         commit writes (lltrace run does so with --record stats) */
+                         recorded in full holds no data, and 8192 shrinks the bytes each step's
+                         commit writes (lltrace run does so with --record stats, and asks for
+                         32768 when only some ops are recorded in full) */
 };
 
 /* Creates a new trace file (opts may be NULL). */
