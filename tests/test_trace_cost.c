@@ -461,20 +461,21 @@ START_TEST(test_trace_cost_stats_lanes)
 END_TEST
 
 /* trc__hash_stats, on each loop the CPU can run and through the dispatch, equals trc__hash +
- * trc__stats exactly (the doubles compared by memcmp). */
+ * trc__stats exactly (the doubles compared by memcmp). The scalar loop hashes with its own
+ * lanes, trc__hash with trc__lanes at the CPU's level: so the hash versions meet here too. */
 static void hash_stats_same(const void *p, enum trc_dtype dt, size_t n, const char *what)
 {
     uint64_t h0 = trc__hash(p, n * trc__dtype_size(dt));
     struct trc__stats s0;
     trc__stats(p, dt, n, &s0);
-    for (int k = 0; k < 3; k++) {
+    for (int k = 0; k <= TRC__SIMD_AVX512 + 1; k++) { /* each level, then the dispatch */
         uint64_t h1 = ~h0;
         struct trc__stats s1;
         memset(&s1, 0xa5, sizeof s1);
-        if (k == 2) {
+        if (k > TRC__SIMD_AVX512) {
             trc__hash_stats(p, dt, n, &h1, &s1);
-        } else if (k == 0 || trc__scan_has_avx2()) {
-            trc__hash_stats_simd(p, dt, n, &h1, &s1, k == 1);
+        } else if (k <= trc__simd_best()) {
+            trc__hash_stats_simd(p, dt, n, &h1, &s1, k);
         } else {
             continue;
         }
@@ -578,6 +579,42 @@ static void activations(float *x, size_t n, uint32_t seed)
         x[i] = (float)(g * (0.5 + 0.4 * sin((double)(i % 2048) * 0.01)));
     }
 }
+
+/* The hash lanes: the AVX-512 version equals the portable one on any number of blocks from any
+ * start, and trc__lanes equals both. */
+START_TEST(test_trace_cost_lanes)
+{
+    enum { MAXB = 5000 };
+    uint8_t *x = malloc(32 * MAXB + 7);
+    uint32_t seed = 5;
+    for (size_t i = 0; i < 32 * MAXB + 7; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        x[i] = (uint8_t)(seed >> 24);
+    }
+    const bool avx512 = trc__simd_best() == TRC__SIMD_AVX512;
+    if (!avx512) {
+        fprintf(stderr, "test_trace_cost_lanes: this CPU has no AVX-512 (F, VL, DQ): only the "
+                        "portable lanes are checked\n");
+    }
+    for (size_t nb = 0; nb <= 100 + 1; nb++) {
+        size_t n = nb <= 100 ? nb : MAXB;
+        const uint8_t *p = x + nb % 8;
+        uint64_t a[4], b[4], c[4];
+        trc__hash_init(a);
+        a[2] ^= nb; /* any start state */
+        memcpy(b, a, sizeof a);
+        memcpy(c, a, sizeof a);
+        trc__lanes_c(a, p, n);
+        trc__lanes(c, p, n);
+        ck_assert_msg(memcmp(a, c, sizeof a) == 0, "trc__lanes, %zu blocks", n);
+        if (avx512) {
+            trc__lanes_avx512(b, p, n);
+            ck_assert_msg(memcmp(a, b, sizeof a) == 0, "trc__lanes_avx512, %zu blocks", n);
+        }
+    }
+    free(x);
+}
+END_TEST
 
 START_TEST(test_trace_cost_xxh64)
 {
@@ -1145,6 +1182,7 @@ Suite *trace_cost_suite(void)
     tcase_add_test(tc, test_trace_cost_stats_lanes);
     tcase_add_test(tc, test_trace_cost_hash_stats_f32);
     tcase_add_test(tc, test_trace_cost_hash_stats_other);
+    tcase_add_test(tc, test_trace_cost_lanes);
     tcase_add_test(tc, test_trace_cost_xxh64);
     tcase_add_test(tc, test_trace_cost_codec_roundtrip);
     tcase_add_test(tc, test_trace_cost_codec_planes);

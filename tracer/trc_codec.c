@@ -76,13 +76,6 @@ int trc__dtype_parse(const char *name, enum trc_dtype *out)
 #define P2 TRC__LT64_P2
 #define P3 TRC__LT64_P3
 
-static void lanes_block(uint64_t v[4], const uint8_t *p)
-{
-    for (int j = 0; j < 4; j++) {
-        v[j] = trc__lt64_round(v[j], trc__load_le64(p + 8 * j));
-    }
-}
-
 void trc__hash_init(uint64_t v[4])
 {
     v[0] = P1 + P2;
@@ -96,13 +89,13 @@ uint64_t trc__hash_end(const uint64_t v0[4], const void *data, size_t n, size_t 
     const uint8_t *p = data;
     uint64_t v[4] = {v0[0], v0[1], v0[2], v0[3]};
     size_t full = n / 32 * 32;
-    for (size_t i = done; i < full; i += 32) {
-        lanes_block(v, p + i);
+    if (done < full) {
+        trc__lanes(v, p + done, (full - done) / 32);
     }
     if (full < n) {
         uint8_t tail[32] = {0}; /* zero padding of the last block */
         memcpy(tail, p + full, n - full);
-        lanes_block(v, tail);
+        trc__lanes_c(v, tail, 1);
     }
     uint64_t h =
         trc__rotl64(v[0], 1) + trc__rotl64(v[1], 7) + trc__rotl64(v[2], 12) + trc__rotl64(v[3], 18);

@@ -103,20 +103,34 @@ void trc__lanes_init(struct trc__lanes *l);
 void trc__stats_lanes(struct trc__lanes *l, const float *x, size_t n, size_t i,
                       struct trc__stats *out);
 
+/* The SIMD paths of the hash and of the fused loop below: trc__simd_best() is what the CPU can
+ * run (AVX-512 means F, VL and DQ, with AVX2), trc__simd_level() that level capped by
+ * LLTRACE_SIMD=scalar|avx2 (the environment is read once). */
+enum trc__simd { TRC__SIMD_SCALAR, TRC__SIMD_AVX2, TRC__SIMD_AVX512 };
+int trc__simd_best(void);
+int trc__simd_level(void);
+
+/* n_blocks 32-byte blocks through the four 64-bit lanes v: lane j takes the little-endian word j
+ * of each block through trc__lt64_round. lt64's main loop and XXH64's stripes both are this.
+ * trc__lanes picks a version by trc__simd_level(); trc__lanes_avx512 needs TRC__SIMD_AVX512
+ * (trc_scan_avx512.c). */
+void trc__lanes(uint64_t v[4], const void *data, size_t n_blocks);
+void trc__lanes_c(uint64_t v[4], const void *data, size_t n_blocks);
+void trc__lanes_avx512(uint64_t v[4], const void *data, size_t n_blocks);
+
 /* One pass over n_elems elements of dtype dt: *hash = trc__hash(data, n_elems * width) and
  * *st = trc__stats(data, dt, n_elems), bit for bit, for less than the two cost (trc_scan.c).
- * f32 runs a fused loop, AVX2 when the CPU has it unless LLTRACE_SIMD=scalar (read once);
- * other dtypes call the two functions. trc__hash_stats_simd forces the loop: avx2 true only
- * when trc__scan_has_avx2() (the CPU's answer; the environment is not read). */
+ * f32 runs a fused loop at trc__simd_level(); other dtypes call the two functions.
+ * trc__hash_stats_simd forces the loop's level (enum trc__simd, at most trc__simd_best()). */
 void trc__hash_stats(const void *data, enum trc_dtype dt, size_t n_elems, uint64_t *hash,
                      struct trc__stats *st);
 void trc__hash_stats_simd(const void *data, enum trc_dtype dt, size_t n_elems, uint64_t *hash,
-                          struct trc__stats *st, bool avx2);
-bool trc__scan_has_avx2(void);
-/* The fused loop's two versions: fold the full blocks of 8 elements x[0..i) into the lt64
- * lanes v (one block = one 32-byte hash block) and the stats lanes l; return i. */
+                          struct trc__stats *st, int simd);
+/* The fused loop's versions: fold the full blocks of 8 elements x[0..i) into the lt64 lanes v
+ * (one block = one 32-byte hash block) and the stats lanes l; return i. */
 size_t trc__scan_f32_c(const float *x, size_t n, uint64_t v[4], struct trc__lanes *l);
 size_t trc__scan_f32_avx2(const float *x, size_t n, uint64_t v[4], struct trc__lanes *l);
+size_t trc__scan_f32_avx512(const float *x, size_t n, uint64_t v[4], struct trc__lanes *l);
 
 /* Parses a JSON shape "[2,3]" into 1..4 non-negative dims; returns 0 or -1. Writes the
  * canonical form of a shape into buf (returns buf). */

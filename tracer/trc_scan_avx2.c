@@ -7,7 +7,7 @@
  * vector ones. (Emulating it with three 32-bit multiplies, for the whole round or only w * P2,
  * ran at 7.5 GB/s in bench_scan on Zen 3, against 12.5 for this loop.) The function carries its
  * own target attribute, so the file builds with the baseline flags and is called only after
- * trc__scan_has_avx2(). Depends on libc only.
+ * trc__simd_best() says AVX2. Depends on libc only.
  */
 #include <math.h>
 #include <string.h>
@@ -84,6 +84,6 @@ AVX2 size_t trc__scan_f32_avx2(const float *x, size_t n, uint64_t v[4], struct t
 #else
 size_t trc__scan_f32_avx2(const float *x, size_t n, uint64_t v[4], struct trc__lanes *l)
 {
-    return trc__scan_f32_c(x, n, v, l); /* never chosen: trc__scan_has_avx2() is false */
+    return trc__scan_f32_c(x, n, v, l); /* never chosen: trc__simd_best() is scalar */
 }
 #endif

@@ -36,16 +36,9 @@ static uint64_t xmerge(uint64_t acc, uint64_t v)
 /* Steps 1-3 of the spec: the four accumulators over the 32-byte stripes, converged. */
 static uint64_t xstripes(const uint8_t *p, size_t n_stripes, uint64_t seed)
 {
-    uint64_t v1 = seed + XP1 + XP2;
-    uint64_t v2 = seed + XP2;
-    uint64_t v3 = seed;
-    uint64_t v4 = seed - XP1;
-    for (size_t s = 0; s < n_stripes; s++, p += 32) {
-        v1 = xround(v1, trc__load_le64(p));
-        v2 = xround(v2, trc__load_le64(p + 8));
-        v3 = xround(v3, trc__load_le64(p + 16));
-        v4 = xround(v4, trc__load_le64(p + 24));
-    }
+    uint64_t v[4] = {seed + XP1 + XP2, seed + XP2, seed, seed - XP1};
+    trc__lanes(v, p, n_stripes); /* the stripe round is lt64's (trc_scan.c) */
+    uint64_t v1 = v[0], v2 = v[1], v3 = v[2], v4 = v[3];
     uint64_t acc =
         trc__rotl64(v1, 1) + trc__rotl64(v2, 7) + trc__rotl64(v3, 12) + trc__rotl64(v4, 18);
     acc = xmerge(acc, v1);

@@ -48,7 +48,8 @@ static void usage(FILE *f)
     fprintf(f,
             "\n'lltrace <command> --help' or 'lltrace help <command>' shows a command's "
             "options.\nexit codes: 0 success, 1 failure or difference found, 2 usage error\n"
-            "environment: LLTRACE_SIMD=scalar (no AVX2 kernels), LLTRACE_CACHE_DIR (the models'\n"
+            "environment: LLTRACE_SIMD=scalar|avx2 (no SIMD kernels, or none past AVX2: the\n"
+            "  tracer's hash has an AVX-512 path), LLTRACE_CACHE_DIR (the models'\n"
             "  SHA-256 cache; empty: none; default $XDG_CACHE_HOME/lltrace or ~/.cache/lltrace),\n"
             "  TMPDIR (bench and replay scratch files), LLTRACE_RECORD_SYNC=1 (record each op\n"
             "  before the next one runs, not beside it: op times then exclude recording)\n");

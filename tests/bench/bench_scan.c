@@ -1,9 +1,10 @@
 /*
  * bench_scan.c - single-thread benchmark of the per-tensor hash + stats of the tracer
  * (tracer/trc_scan.c): the old two passes (trc__hash then trc__stats), each of them alone, and
- * the fused trc__hash_stats with the portable loop and with the AVX2 one, on f32 activation-like
- * buffers of 8 KiB, 22 KiB and 128 KiB that stay in cache. Prints GB/s (best of 5 runs of
- * about 64 MB each) and the speed-up of the fused pass over the two; checks that the fused
+ * the fused trc__hash_stats with the portable loop, the AVX2 one and the AVX-512 one, and the
+ * hash lanes alone (trc__lanes_c, trc__lanes_avx512; levels the CPU lacks print 0), on f32
+ * activation-like buffers of 8 KiB, 22 KiB and 128 KiB that stay in cache. Prints GB/s (best of 5
+ * runs of about 64 MB each) and the speed-up of the fused pass over the two; checks that the fused
  * results equal the two-pass ones bit for bit. Not a test (no timing assertion). Build by hand
  * against a Release build of the tracer:
  *
@@ -20,9 +21,15 @@
 
 #include "trc_int.h"
 
-enum { RUNS = 5, MODES = 5 };
-static const char *const mode_names[MODES] = {"hash", "stats", "hash+stats", "fused-c",
-                                              "fused-avx2"};
+enum { RUNS = 5, MODES = 8 };
+static const char *const mode_names[MODES] = {"hash",    "stats",       "hash+stats",
+                                              "fused-c", "fused-avx2",  "fused-avx512",
+                                              "lanes-c", "lanes-avx512"};
+/* The SIMD level a mode needs (modes 3..7). */
+static int mode_simd(int m)
+{
+    return m == 4 ? TRC__SIMD_AVX2 : m == 5 || m == 7 ? TRC__SIMD_AVX512 : TRC__SIMD_SCALAR;
+}
 static volatile uint64_t g_sink;
 
 static double now_s(void)
@@ -57,8 +64,16 @@ static void run_mode(int mode, const float *x, size_t n, uint64_t *h, struct trc
         *h = trc__hash(x, 4 * n);
         trc__stats(x, TRC_DTYPE_F32, n, st);
         break;
+    case 6:
+    case 7: {
+        uint64_t v[4];
+        trc__hash_init(v);
+        (mode == 6 ? trc__lanes_c : trc__lanes_avx512)(v, x, 4 * n / 32);
+        *h = v[0] ^ v[1] ^ v[2] ^ v[3];
+        break;
+    }
     default:
-        trc__hash_stats_simd(x, TRC_DTYPE_F32, n, h, st, mode == 4);
+        trc__hash_stats_simd(x, TRC_DTYPE_F32, n, h, st, mode_simd(mode));
         break;
     }
 }
@@ -84,10 +99,10 @@ static double gbps(int mode, const float *x, size_t n, int reps)
 int main(void)
 {
     static const size_t kib[] = {8, 22, 128};
-    int has_avx2 = trc__scan_has_avx2();
+    const int best = trc__simd_best();
     printf("%-8s", "size");
     for (int m = 0; m < MODES; m++) {
-        printf(" %11s", mode_names[m]);
+        printf(" %12s", mode_names[m]);
     }
     printf("  (GB/s)  fused/two-pass\n");
     for (size_t z = 0; z < sizeof kib / sizeof kib[0]; z++) {
@@ -101,11 +116,11 @@ int main(void)
         struct trc__stats s0, s1;
         h0 = trc__hash(x, 4 * n);
         trc__stats(x, TRC_DTYPE_F32, n, &s0);
-        for (int m = 3; m < MODES; m++) {
-            if (m == 4 && !has_avx2) {
+        for (int m = 3; m < 6; m++) {
+            if (mode_simd(m) > best) {
                 continue;
             }
-            trc__hash_stats_simd(x, TRC_DTYPE_F32, n, &h1, &s1, m == 4);
+            trc__hash_stats_simd(x, TRC_DTYPE_F32, n, &h1, &s1, mode_simd(m));
             if (h1 != h0 || memcmp(&s0, &s1, sizeof s0) != 0) {
                 fprintf(stderr, "bench_scan: %s differs from the two passes\n", mode_names[m]);
                 return 1;
@@ -115,10 +130,11 @@ int main(void)
         double g[MODES] = {0};
         printf("%4zu KiB", kib[z]);
         for (int m = 0; m < MODES; m++) {
-            g[m] = m == 4 && !has_avx2 ? 0.0 : gbps(m, x, n, reps);
-            printf(" %11.2f", g[m]);
+            g[m] = mode_simd(m) > best ? 0.0 : gbps(m, x, n, reps);
+            printf(" %12.2f", g[m]);
         }
-        printf("  x%.2f (c)  x%.2f (avx2)\n", g[3] / g[2], g[4] / g[2]);
+        printf("  x%.2f (c)  x%.2f (avx2)  x%.2f (avx512)\n", g[3] / g[2], g[4] / g[2],
+               g[5] / g[2]);
         free(x);
     }
     return 0;
