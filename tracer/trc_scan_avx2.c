@@ -17,30 +17,12 @@
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 #include <immintrin.h>
 
-#define AVX2 __attribute__((target("avx2")))
+#include "trc_scan_x86.h"
 
-/* Four doubles, four floats and eight int32 back into the lanes struct. */
-AVX2 static void lanes_store(struct trc__lanes *l, const __m256d s[2], const __m256d q[2],
-                             __m256 lo, __m256 hi, __m256i bad)
-{
-    _mm256_storeu_pd(l->s, s[0]);
-    _mm256_storeu_pd(l->s + 4, s[1]);
-    _mm256_storeu_pd(l->q, q[0]);
-    _mm256_storeu_pd(l->q + 4, q[1]);
-    _mm256_storeu_ps(l->lo, lo);
-    _mm256_storeu_ps(l->hi, hi);
-    int32_t b8[8];
-    _mm256_storeu_si256((__m256i *)b8, bad);
-    for (int j = 0; j < 8; j++) {
-        l->bad += b8[j];
-    }
-}
+#define AVX2 __attribute__((target("avx2")))
 
 AVX2 size_t trc__scan_f32_avx2(const float *x, size_t n, uint64_t v[4], struct trc__lanes *l)
 {
-    const __m256i expo = _mm256_set1_epi32(0x7f800000);
-    const __m256 pinf = _mm256_set1_ps(INFINITY);
-    const __m256 ninf = _mm256_set1_ps(-INFINITY);
     __m256d s[2] = {_mm256_loadu_pd(l->s), _mm256_loadu_pd(l->s + 4)};
     __m256d q[2] = {_mm256_loadu_pd(l->q), _mm256_loadu_pd(l->q + 4)};
     __m256 lo = _mm256_loadu_ps(l->lo);
@@ -61,24 +43,13 @@ AVX2 size_t trc__scan_f32_avx2(const float *x, size_t n, uint64_t v[4], struct t
         v3 = trc__lt64_round(v3, w3);
         __asm__("" : "+r"(v0), "+r"(v1), "+r"(v2), "+r"(v3)); /* keep them scalar */
         __m256 e = _mm256_loadu_ps(x + i);
-        __m256 m = _mm256_castsi256_ps(
-            _mm256_cmpeq_epi32(_mm256_and_si256(_mm256_castps_si256(e), expo), expo));
-        __m256 f = _mm256_andnot_ps(m, e); /* non-finite -> +0 */
-        __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(f));
-        __m256d b = _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1));
-        s[0] = _mm256_add_pd(s[0], a);
-        s[1] = _mm256_add_pd(s[1], b);
-        q[0] = _mm256_add_pd(q[0], _mm256_mul_pd(a, a));
-        q[1] = _mm256_add_pd(q[1], _mm256_mul_pd(b, b));
-        lo = _mm256_min_ps(lo, _mm256_blendv_ps(f, pinf, m));
-        hi = _mm256_max_ps(hi, _mm256_blendv_ps(f, ninf, m));
-        bad = _mm256_sub_epi32(bad, _mm256_castps_si256(m));
+        trc__stats_block(e, s, q, &lo, &hi, &bad);
     }
     v[0] = v0;
     v[1] = v1;
     v[2] = v2;
     v[3] = v3;
-    lanes_store(l, s, q, lo, hi, bad);
+    trc__lanes_store(l, s, q, lo, hi, bad);
     return i;
 }
 #else

@@ -18,6 +18,8 @@
 #if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
 #include <immintrin.h>
 
+#include "trc_scan_x86.h"
+
 #define AVX512 __attribute__((target("avx2,avx512f,avx512vl,avx512dq")))
 
 AVX512 static inline __m256i round4(__m256i v, __m256i w, __m256i p1, __m256i p2)
@@ -43,11 +45,8 @@ AVX512 size_t trc__scan_f32_avx512(const float *x, size_t n, uint64_t v[4], stru
 {
     const __m256i p1 = _mm256_set1_epi64x((long long)TRC__LT64_P1);
     const __m256i p2 = _mm256_set1_epi64x((long long)TRC__LT64_P2);
-    const __m256i expo = _mm256_set1_epi32(0x7f800000);
-    const __m256 pinf = _mm256_set1_ps(INFINITY);
-    const __m256 ninf = _mm256_set1_ps(-INFINITY);
-    __m256d s0 = _mm256_loadu_pd(l->s), s1 = _mm256_loadu_pd(l->s + 4);
-    __m256d q0 = _mm256_loadu_pd(l->q), q1 = _mm256_loadu_pd(l->q + 4);
+    __m256d s[2] = {_mm256_loadu_pd(l->s), _mm256_loadu_pd(l->s + 4)};
+    __m256d q[2] = {_mm256_loadu_pd(l->q), _mm256_loadu_pd(l->q + 4)};
     __m256 lo = _mm256_loadu_ps(l->lo);
     __m256 hi = _mm256_loadu_ps(l->hi);
     __m256i bad = _mm256_setzero_si256();
@@ -57,30 +56,10 @@ AVX512 size_t trc__scan_f32_avx512(const float *x, size_t n, uint64_t v[4], stru
         __m256i raw = _mm256_loadu_si256((const __m256i *)(x + i));
         h = round4(h, raw, p1, p2);
         __m256 e = _mm256_castsi256_ps(raw);
-        __m256 m = _mm256_castsi256_ps(_mm256_cmpeq_epi32(_mm256_and_si256(raw, expo), expo));
-        __m256 f = _mm256_andnot_ps(m, e); /* non-finite -> +0 */
-        __m256d a = _mm256_cvtps_pd(_mm256_castps256_ps128(f));
-        __m256d b = _mm256_cvtps_pd(_mm256_extractf128_ps(f, 1));
-        s0 = _mm256_add_pd(s0, a);
-        s1 = _mm256_add_pd(s1, b);
-        q0 = _mm256_add_pd(q0, _mm256_mul_pd(a, a));
-        q1 = _mm256_add_pd(q1, _mm256_mul_pd(b, b));
-        lo = _mm256_min_ps(lo, _mm256_blendv_ps(f, pinf, m));
-        hi = _mm256_max_ps(hi, _mm256_blendv_ps(f, ninf, m));
-        bad = _mm256_sub_epi32(bad, _mm256_castps_si256(m));
+        trc__stats_block(e, s, q, &lo, &hi, &bad);
     }
     _mm256_storeu_si256((__m256i *)v, h);
-    _mm256_storeu_pd(l->s, s0);
-    _mm256_storeu_pd(l->s + 4, s1);
-    _mm256_storeu_pd(l->q, q0);
-    _mm256_storeu_pd(l->q + 4, q1);
-    _mm256_storeu_ps(l->lo, lo);
-    _mm256_storeu_ps(l->hi, hi);
-    int32_t b8[8];
-    _mm256_storeu_si256((__m256i *)b8, bad);
-    for (int j = 0; j < 8; j++) {
-        l->bad += b8[j];
-    }
+    trc__lanes_store(l, s, q, lo, hi, bad);
     return i;
 }
 #else
