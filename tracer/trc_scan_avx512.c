@@ -11,7 +11,6 @@
  * callers check trc__simd_best() first. Depends on libc only.
  */
 #include <math.h>
-#include <string.h>
 
 #include "trc_int.h"
 
@@ -40,7 +39,7 @@ AVX512 void trc__lanes_avx512(uint64_t v[4], const void *data, size_t n_blocks)
     _mm256_storeu_si256((__m256i *)v, s);
 }
 
-/* The stats lanes as in trc_scan_avx2.c: add, and mul then add for the squares, never FMA. */
+/* The fused loop: each block through round4 and through the stats step of trc_scan_x86.h. */
 AVX512 size_t trc__scan_f32_avx512(const float *x, size_t n, uint64_t v[4], struct trc__lanes *l)
 {
     const __m256i p1 = _mm256_set1_epi64x((long long)TRC__LT64_P1);
