@@ -260,7 +260,9 @@ static const char *link_for(const lm_ctx *c, const struct lm_rec *r, const char 
         return buf;
     }
     for (size_t i = 0; r->layer >= 0 && i < sizeof links / sizeof links[0]; i++) {
-        if (strcmp(links[i].op, op) == 0 && strcmp(links[i].role, role) == 0) {
+        /* first bytes first: a strcmp per entry was 40 calls per op */
+        if (links[i].op[0] == op[0] && links[i].op[1] == op[1] && strcmp(links[i].op, op) == 0 &&
+            strcmp(links[i].role, role) == 0) {
             int64_t l = r->layer + links[i].dl;
             if (l < 0) {
                 return "tok_embd/out";
@@ -295,7 +297,8 @@ static void emit(lm_ctx *c, struct lm_rec *r, const struct trc_tensor *ts, int n
         return;
     }
     memcpy(p->name, r->name, sizeof p->name);
-    snprintf(p->params, sizeof p->params, "%s", params ? params : "");
+    struct sb b = sb_init(p->params, sizeof p->params);
+    sb_str(&b, params ? params : "");
     for (int k = 0; k < n_ts; k++) {
         p->ts[k] = ts[k];
         p->same_as[k] = link_for(c, r, ts[k].role, p->links[k]);

@@ -448,18 +448,28 @@ size_t trc__json_str(char *dst, const char *s)
 #define PUT(c) (dst ? (void)(dst[n] = (char)(c)) : (void)0, n++)
     PUT('"');
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        const unsigned char *q = p; /* a run that needs no escape, copied at once */
+        while (*q >= 0x20 && *q != '"' && *q != '\\') {
+            q++;
+        }
+        if (dst) {
+            memcpy(dst + n, p, (size_t)(q - p));
+        }
+        n += (size_t)(q - p);
+        p = q;
+        if (*p == '\0') {
+            break;
+        }
         if (*p == '"' || *p == '\\') {
             PUT('\\');
             PUT(*p);
-        } else if (*p < 0x20) {
+        } else {
             PUT('\\');
             PUT('u');
             PUT('0');
             PUT('0');
             PUT(hex[*p >> 4]);
             PUT(hex[*p & 15]);
-        } else {
-            PUT(*p);
         }
     }
     PUT('"');

@@ -314,10 +314,11 @@ int trc__wdb_open(trc_writer *w, char *msg, size_t msglen)
     int is_wal = 0;
     /* NOMUTEX: one thread at a time uses this connection (the caller until the writer thread
      * starts and after it ends, the writer thread in between), so SQLite's per-call mutex,
-     * taken by every sqlite3_bind_*, is pure cost: 11% of the writer's instructions. */
+     * taken by every sqlite3_bind_*, is pure cost: 11% of the writer's instructions. The VFS
+     * is the default one with the WAL's writes gathered into one per commit (trc_vfs.c). */
     if (sqlite3_open_v2(w->path, &w->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
+                        trc__vfs_name()) != SQLITE_OK) {
         snprintf(msg, msglen, "%s: cannot open: %s", w->path,
                  w->db ? sqlite3_errmsg(w->db) : "out of memory");
         return TRC_EIO;

@@ -325,6 +325,11 @@ int64_t trc__ckpt_cpu_ns(struct trc__ckpt *c); /* CPU time of its thread so far 
  * full queue and trc_step_end block the engine. trc__lower_priority sets it on the calling
  * thread (no privilege needed), or SCHED_BATCH where SCHED_IDLE is refused. */
 void trc__lower_priority(void);
+/* trc_vfs.c: the name of the writer's VFS (the default one, with a WAL file's writes gathered
+ * into one per transaction), registered at the first call; NULL if SQLite refused it (the
+ * writer then uses the default VFS). */
+#define TRC__VFS_NAME "lltrace-walbuf"
+const char *trc__vfs_name(void);
 /* Commits what is pending, finalizes statements, leaves WAL mode (so the closed trace is one
  * self-contained file) and closes the connection. Returns the first error. */
 int trc__wdb_close(trc_writer *w, char *msg, size_t msglen);

@@ -9,6 +9,7 @@
  *     stats and compresses.
  * The link list maps "OP/ROLE" to the slot and description of each tensor of the open step.
  */
+#include <assert.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -339,12 +340,45 @@ static int op_register(trc_writer *w, const struct trc_op *op, enum trc_level le
     return 0;
 }
 
+static size_t str_bound(const char *s)
+{
+    return s ? strlen(s) + 1 : 0;
+}
+
+/* At least the bytes op_layout uses, without laying anything out: its strings' lengths, a JSON
+ * escape of 6 bytes for every byte of the weights' texts, and the worst alignment padding. When
+ * it fits a recycled block, the op is laid out once (the exact measure took a second pass). */
+static size_t op_bound(const struct trc_op *op, const struct plan *pl)
+{
+    size_t n = sizeof(struct trc__job) + 7 + sizeof(struct trc__jop) + 7 +
+               (size_t)op->n_tensors * sizeof(struct trc__jtensor) + str_bound(op->name) +
+               str_bound(op->kind) + str_bound(op->params_json) + 2;
+    for (int k = 0; k < op->n_weights; k++) {
+        n += 6 + 6 * (strlen(op->weights[k].role) + strlen(op->weights[k].name));
+    }
+    for (int k = 0; k < op->n_tensors; k++) {
+        const struct trc_tensor *t = &op->tensors[k];
+        n += str_bound(t->role) + str_bound(pl[k].link);
+        if (pl[k].copy) {
+            n += 63 + (size_t)pl[k].n_stored * trc__dtype_size(t->dtype);
+        }
+        if (t->known) {
+            n += 7 + (size_t)t->n_known * sizeof(int64_t);
+        }
+    }
+    return n;
+}
+
 /* The job of a checked op at level stats or full (malloc'd), or NULL when out of memory. */
 static struct trc__job *op_job(trc_writer *w, const struct trc_op *op, enum trc_level level,
                                const struct plan *pl, int64_t seq)
 {
     struct arena a = {NULL, sizeof(struct trc__job)};
-    op_layout(&a, op, pl, w->links.n_slots, NULL);
+    if (op_bound(op, pl) <= TRC__JOB_SPARE) {
+        a.off = TRC__JOB_SPARE; /* laid out once, below */
+    } else {
+        op_layout(&a, op, pl, w->links.n_slots, NULL);
+    }
     struct trc__job *job = NULL;
     const bool spare = a.off <= TRC__JOB_SPARE;
     if (spare) {
@@ -358,8 +392,11 @@ static struct trc__job *op_job(trc_writer *w, const struct trc_op *op, enum trc_
         return NULL;
     }
     *job = (struct trc__job){.kind = TRC__JOB_OP, .bytes = a.off, .quiet = true, .spare = spare};
+    const size_t cap = job->bytes;
     a = (struct arena){(uint8_t *)job, sizeof(struct trc__job)};
     op_layout(&a, op, pl, w->links.n_slots, &job->op);
+    assert(a.off <= cap); /* op_bound is an upper bound */
+    (void)cap;
     struct trc__jop *jo = job->op;
     jo->id = ++w->n_ops;
     jo->run_id = w->run_id;
