@@ -397,6 +397,7 @@ static struct trc__job *op_job(trc_writer *w, const struct trc_op *op, enum trc_
     op_layout(&a, op, pl, w->links.n_slots, &job->op);
     assert(a.off <= cap); /* op_bound is an upper bound */
     (void)cap;
+    job->bytes = a.off; /* what the queue counts, and wakes the worker by (trc__submit) */
     struct trc__jop *jo = job->op;
     jo->id = ++w->n_ops;
     jo->run_id = w->run_id;
