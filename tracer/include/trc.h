@@ -112,7 +112,9 @@ struct trc_writer_opts {
                          32768 when only some ops are recorded in full) */
 };
 
-/* Creates a new trace file (opts may be NULL). */
+/* Creates a new trace file (opts may be NULL). The first call registers a SQLite VFS named
+ * "lltrace-walbuf" in the process (never as the default; the writer's own connection uses it to
+ * write a commit's WAL frames at once), which an engine that uses SQLite itself may see. */
 int trc_writer_open(const char *path, const struct trc_writer_opts *opts, trc_writer **out,
                     char *errbuf, size_t errlen);
 /* Flushes, writes the end marker of an open run as "complete" unless ended, and closes.
