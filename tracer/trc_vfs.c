@@ -101,7 +101,8 @@ static int walbuf_write(sqlite3_file *file, const void *data, int n, sqlite3_int
         }
     }
     if (f->frame == 0 || (size_t)n > PIECE || (!f->buf && !(f->buf = malloc(BUF_CAP)))) {
-        return f->real->pMethods->xWrite(f->real, data, n, off); /* as SQLite would */
+        int rc = flush(f); /* what came before goes first */
+        return rc != SQLITE_OK ? rc : f->real->pMethods->xWrite(f->real, data, n, off);
     }
     if (f->len == 0) {
         f->off = off;
