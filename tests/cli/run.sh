@@ -64,5 +64,7 @@ has "pp8"
 has "tg4"
 expect 2 "a model is required" "$BIN" bench
 expect 1 "/nonexistent/m.gguf" "$BIN" bench -m /nonexistent/m.gguf
+expect 2 "-r takes a number from 1 to 64, not '65'" "$BIN" bench -m "$TMP/m.gguf" -r 65
+expect 2 "-p takes a number from 1 to 1048576, not '0'" "$BIN" bench -m "$TMP/m.gguf" -p 0
 
 lt_cli_finish
