@@ -37,8 +37,8 @@ static const char usage_text[] =
     "(committed and checkpointed into the file); traced tg includes closing the trace, which\n"
     "is also reported apart: the cost of the steps alone, and the time of the close.\n"
     "On a shared or virtual machine one repetition's slowdown can be off by several\n"
-    "percent either way; with -r 15 the medians of successive runs stay within about\n"
-    "0.02 of each other (README.md, Speed).\n";
+    "percent either way; with -r 15, successive runs' medians stayed within 0.025 of\n"
+    "each other on the machine README.md's Speed section describes.\n";
 
 static double now_s(void)
 {
