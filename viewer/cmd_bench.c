@@ -454,10 +454,11 @@ int cmd_bench(int argc, char **argv)
         case 'p':
         case 'n':
         case 't':
-        case 'r':
-            if (vw_parse_i64(optarg, 1, c == 'r' ? 64 : 1 << 20, &v)) {
+        case 'r': {
+            const int max = c == 'r' ? 64 : 1 << 20; /* -r: the series arrays hold 64 */
+            if (vw_parse_i64(optarg, 1, max, &v)) {
                 return vw_usage_error("bench", "-%c takes a number from 1 to %d, not '%s'", c,
-                                      c == 'r' ? 64 : 1 << 20, optarg);
+                                      max, optarg);
             }
             if (c == 'p') {
                 b.pp = v;
@@ -469,6 +470,7 @@ int cmd_bench(int argc, char **argv)
                 b.reps = (int)v;
             }
             break;
+        }
         case 'k':
             if (strcmp(optarg, "f32") && strcmp(optarg, "f16")) {
                 return vw_usage_error("bench", "--kv-type takes f32 or f16");
