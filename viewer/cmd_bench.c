@@ -457,8 +457,8 @@ int cmd_bench(int argc, char **argv)
         case 'r': {
             const int max = c == 'r' ? 64 : 1 << 20; /* -r: the series arrays hold 64 */
             if (vw_parse_i64(optarg, 1, max, &v)) {
-                return vw_usage_error("bench", "-%c takes a number from 1 to %d, not '%s'", c,
-                                      max, optarg);
+                return vw_usage_error("bench", "-%c takes a number from 1 to %d, not '%s'", c, max,
+                                      optarg);
             }
             if (c == 'p') {
                 b.pp = v;
