@@ -1,14 +1,14 @@
 /*
  * bench_scan.c - single-thread benchmark of the per-tensor hash + stats of the tracer
  * (tracer/trc_scan.c): the old two passes (trc__hash then trc__stats), each of them alone, and
- * the fused trc__hash_stats with the portable loop, the AVX2 one and the AVX-512 one, the
- * hash lanes alone (trc__lanes_c, trc__lanes_avx512) and the SIMD loops' stats step alone
- * (trc_scan_x86.h: what the fused loop would run at with a free hash; levels the CPU lacks
- * print 0), on f32
- * activation-like buffers of 8 KiB, 22 KiB and 128 KiB that stay in cache. Prints GB/s (best of 5
- * runs of about 64 MB each) and the speed-up of the fused pass over the two; checks that the fused
- * results equal the two-pass ones bit for bit. Not a test (no timing assertion). Build by hand
- * against a Release build of the tracer:
+ * the fused trc__hash_stats with the portable loop, the AVX2 one and the AVX-512 one, the hash
+ * lanes alone (trc__lanes_c, trc__lanes_avx512) and the SIMD loops' stats step alone
+ * (trc_scan_x86.h: what the fused loop would run at with a free hash), on f32 activation-like
+ * buffers of 8 KiB, 22 KiB and 128 KiB that stay in cache; levels the CPU lacks print 0. Prints
+ * GB/s (best of 5 runs of about 64 MB each) and the speed-up of the fused pass over the two;
+ * checks that the fused results equal the two-pass ones bit for bit. Not a test (no timing
+ * assertion). Built by tests/CMakeLists.txt (build/release/tests/bench_scan), or by hand against
+ * a Release build of the tracer:
  *
  *   cmake -S . -B build-rel -G Ninja -DCMAKE_BUILD_TYPE=Release && ninja -C build-rel trc
  *   gcc -O2 -std=c11 -D_POSIX_C_SOURCE=200809L -Itracer -Itracer/include \
