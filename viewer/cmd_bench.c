@@ -243,8 +243,9 @@ struct lane_out {
 
 /* One repetition: each lane decodes the prompt in one step, then the lanes take turns of TURN
  * tokens (untraced, full, stats, untraced, ...), so that a change in the machine's load moves
- * every lane alike; then the traced lanes end their run and close their trace, timed as part
- * of their generation. Results go to s[lane][r]. */
+ * every lane alike; then the traced lanes end their run and close their trace (the last lane
+ * first), timed as part of their generation, and the files are deleted after the last close.
+ * Results go to s[lane][r]. */
 static int run_rep(struct bench *b, struct lane *lanes, int n_lanes, int r, struct series *s,
                    struct lane_out *out)
 {
@@ -273,7 +274,7 @@ static int run_rep(struct bench *b, struct lane *lanes, int n_lanes, int r, stru
             rc = lane_decode(b, &lanes[k], toks + b->pp + i, n, false, &lanes[k].t_tg);
         }
     }
-    for (int k = 0; k < n_lanes; k++) {
+    for (int k = n_lanes - 1; k >= 0; k--) { /* stats, then full: see below */
         struct lane *ln = &lanes[k];
         double t_close = 0;
         if (ln->w) {
@@ -290,15 +291,24 @@ static int run_rep(struct bench *b, struct lane *lanes, int n_lanes, int r, stru
             struct stat st;
             out[k].trace_bytes = stat(ln->path, &st) == 0 ? (double)st.st_size : 0;
             out[k].raw_bytes = ln->raw_bytes;
-            unlink(ln->path);
         }
-        lm_ctx_destroy(ln->c);
         if (rc == 0) {
             s[k].pp[r] = (double)b->pp / ln->t_pp;
             s[k].tg_steps[r] = (double)b->tg / ln->t_tg;
             s[k].close_ms[r] = t_close * 1e3;
             s[k].tg[r] = (double)b->tg / (ln->t_tg + t_close);
         }
+    }
+    /* Only now, and the full lane closed last: closing a trace of hundreds of MB (the fsyncs
+     * of leaving WAL mode) and deleting it leave kernel work (writeback, ext4 freeing the
+     * file's blocks, its journal) that slowed the stats lane's close from 14-15 ms to 17-19 ms
+     * when it came after them (HISTORY.md, session 18). */
+    for (int k = 0; k < n_lanes; k++) {
+        struct lane *ln = &lanes[k];
+        if (ln->w) {
+            unlink(ln->path);
+        }
+        lm_ctx_destroy(ln->c);
         *ln = (struct lane){.level = ln->level};
     }
     free(toks);
