@@ -1,9 +1,10 @@
--- schema/trace.sql - the lltrace trace format, version 3: the single definition of every table,
+-- schema/trace.sql - the lltrace trace format, version 4: the single definition of every table,
 -- index and view of a trace file. It is embedded into the tracer at build time
 -- (schema/embed.cmake -> trc__schema_sql) and executed once by the writer on a new, empty file;
--- nothing else creates tables. Readers check meta.schema_version: versions 1 to 3 are read, a
+-- nothing else creates tables. Readers check meta.schema_version: versions 1 to 4 are read, a
 -- newer one is refused with both version numbers in the message, one below 1 is refused. The
 -- older versions are read as they are, with the same queries:
+--   * version 3 has no column tensors.data_of: every row with data holds them in its own blob;
 --   * version 2 has tables op_tensors (op_id, role, tensor_id) and op_weights (op_id, role,
 --     name), one row per tensor or weight of an op, where version 3 has the columns
 --     ops.tensors and ops.weights and views op_tensors and op_weights with the same columns;
@@ -40,18 +41,18 @@
 -- without them those views fail with "no such function", the tables stay readable.
 
 PRAGMA application_id = 1280070738; -- 0x4C4C5452, "LLTR": lets file(1)-style tools identify traces
-PRAGMA user_version = 3;            -- mirrors meta.schema_version
+PRAGMA user_version = 4;            -- mirrors meta.schema_version
 
 -- Key/value facts about the file itself, written by the writer when it creates the file.
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY NOT NULL, -- see the keys below
     value TEXT                       -- always text; schema_version is a decimal integer
 );
--- schema_version: this file's format version (3). The writer also stores tool ("lltrace"),
+-- schema_version: this file's format version (4). The writer also stores tool ("lltrace"),
 -- tool_version (e.g. "0.1.0"), build_git (git describe of the tracer's build), build_type,
 -- build_compiler, build_flags (the C flags of the tracer library), created_at, zstd_version,
 -- sqlite_version and hash ("lt64": the content hash used by tensors.hash, see below).
-INSERT INTO meta (key, value) VALUES ('schema_version', '3');
+INSERT INTO meta (key, value) VALUES ('schema_version', '4');
 
 -- One row per run (one generation, or one imported dump). Written by the writer at
 -- trc_run_begin (id, source, status 'running', started_at), completed by the engine through
@@ -200,6 +201,15 @@ FROM ops o, json_each(o.weights) w;
 -- the same tensor at level 'full', that row gets its data. Partial tensors (imports of printed
 -- dumps, which hold only some elements) are never deduplicated. (writer)
 --
+-- The same bytes seen under two shapes are two rows whose data are stored once: the second row
+-- has data and codec NULL and data_of naming the first, e.g. rope_q's in0 ([n_tokens, n_head,
+-- head_dim]) is attn_q's out ([n_tokens, n_embd]) and cache_k's row is rope_k's out flattened.
+-- The writer does this for the tensors an engine links to another (trc_op_record_linked). The
+-- row named by data_of holds its own data (its data_of is NULL) and has the same dtype, nbytes
+-- and hash, and neither row is partial; readers decode its blob as the borrowing row's elements
+-- and verify them against the borrowing row's hash. To read data in SQL whatever the row:
+-- coalesce(t.data, (SELECT d.data FROM tensors d WHERE d.id = t.data_of)).
+--
 -- Codec 'shuffle-zstd' (data): the n_stored * width raw little-endian bytes are byte-shuffled
 -- by element width (all elements' byte 0, then all byte 1, ... up to byte width-1): byte plane
 -- b is bytes [b * n_stored, (b + 1) * n_stored). The data are a sequence of zstd frames
@@ -243,7 +253,10 @@ CREATE TABLE tensors (
     n_known  INTEGER,             -- partial: number of known elements; NULL otherwise
     known    BLOB,                -- partial: n_known little-endian int64 flat row-major indices,
                                   -- strictly increasing, uncompressed; NULL otherwise
-    data     BLOB                 -- the codec's output; NULL when only stats were recorded
+    data     BLOB,                -- the codec's output; NULL when only stats were recorded or
+                                  -- when data_of names the row that holds them
+    data_of  INTEGER              -- tensors.id of the row holding this row's bytes (same dtype,
+                                  -- nbytes and hash, another shape); NULL otherwise (writer)
 );
 -- No index on hash: the writer guarantees that (hash, dtype, shape) is unique among the rows with
 -- partial = 0 (its in-memory map knows every row it wrote), and "which tensors equal this one"
@@ -285,7 +298,7 @@ ORDER BY o.run_id, o.step, o.seq;
 CREATE VIEW v_op_tensors AS
 SELECT o.run_id, o.step, o.seq, o.layer, o.name, o.id AS op_id, ot.key AS role,
        t.id AS tensor_id, t.dtype, t.shape, t.n_elems, t.min, t.max, t.mean, t.rms, t.n_nan,
-       t.n_inf, t.nbytes, length(t.data) AS stored_bytes, t.hash, t.partial
+       t.n_inf, t.nbytes, length(t.data) AS stored_bytes, t.hash, t.partial, t.data_of
 FROM ops o, json_each(o.tensors) ot
 JOIN tensors t ON t.id = ot.value;
 

@@ -124,6 +124,21 @@ static void write_all_dtypes(const char *path, bool sync)
 
 /* Rewrites a version 3 file as version 2 stored it: tables op_tensors and op_weights, no
  * ops.tensors and ops.weights, and version 2's views over the table op_tensors. */
+/* Version 3: no tensors.data_of (and v_op_tensors without it; v_nonfinite reads that view). */
+static void to_v3_layout(const char *path)
+{
+    rw_exec(path,
+            "DROP VIEW v_nonfinite; DROP VIEW v_op_tensors;"
+            "CREATE VIEW v_op_tensors AS SELECT o.run_id, o.step, o.seq, o.layer, o.name, o.id AS "
+            "op_id, ot.key AS role, t.id AS tensor_id, t.dtype, t.shape, t.n_elems, t.min, t.max, "
+            "t.mean, t.rms, t.n_nan, t.n_inf, t.nbytes, length(t.data) AS stored_bytes, t.hash, "
+            "t.partial FROM ops o, json_each(o.tensors) ot JOIN tensors t ON t.id = ot.value;"
+            "CREATE VIEW v_nonfinite AS SELECT * FROM v_op_tensors WHERE n_nan > 0 OR n_inf > 0 "
+            "ORDER BY run_id, step, seq;"
+            "ALTER TABLE tensors DROP COLUMN data_of;"
+            "UPDATE meta SET value = '3' WHERE key = 'schema_version'; PRAGMA user_version = 3");
+}
+
 static void to_v2_layout(const char *path)
 {
     rw_exec(
@@ -290,8 +305,8 @@ START_TEST(test_trace_roundtrip_runs_steps_ops)
                      "0.75,11.9700002670288");
     ck_assert_str_eq(lt_sql1(db, "SELECT status || ',' || n_steps || ',' || generated FROM v_runs"),
                      "complete,1, upon");
-    ck_assert_str_eq(lt_sql1(db, "SELECT value FROM meta WHERE key = 'schema_version'"), "3");
-    ck_assert_str_eq(lt_sql1(db, "PRAGMA user_version"), "3");
+    ck_assert_str_eq(lt_sql1(db, "SELECT value FROM meta WHERE key = 'schema_version'"), "4");
+    ck_assert_str_eq(lt_sql1(db, "PRAGMA user_version"), "4");
     ck_assert_str_eq(lt_sql1(db, "SELECT tensors FROM ops WHERE id = 1"),
                      "{\"out\":1,\"in0\":2,\"in1\":3,\"pos\":4}");
     ck_assert_str_eq(lt_sql1(db, "SELECT weights FROM ops WHERE id = 1"),
@@ -704,20 +719,22 @@ START_TEST(test_trace_errors_schema_versions)
     const char *p = lt_tmp_path("trace", "v7.trace");
     write_all_dtypes(p, false);
     char want[1400];
-    static const char *const newer[] = {"4", "7"};
+    static const char *const newer[] = {"5", "7"};
     for (int k = 0; k < 2; k++) {
         char sql[128];
         snprintf(sql, sizeof sql, "UPDATE meta SET value = '%s' WHERE key = 'schema_version'",
                  newer[k]);
         rw_exec(p, sql);
         snprintf(want, sizeof want,
-                 "%s: trace schema version %s is newer than this lltrace supports (3)", p,
+                 "%s: trace schema version %s is newer than this lltrace supports (4)", p,
                  newer[k]);
         expect_open_error(p, TRC_EVERSION, want);
     }
-    /* versions 3, 2 (op_weights a table) and 1 (also: tensor data always one zstd frame, as
-     * these small tensors are) open, and read the same */
-    rw_exec(p, "UPDATE meta SET value = '3' WHERE key = 'schema_version'");
+    /* versions 4, 3 (no tensors.data_of), 2 (op_weights a table) and 1 (also: tensor data always
+     * one zstd frame, as these small tensors are) open, and read the same */
+    rw_exec(p, "UPDATE meta SET value = '4' WHERE key = 'schema_version'");
+    check_all_dtypes(p);
+    to_v3_layout(p); /* the reader's query for version 4 would fail here */
     check_all_dtypes(p);
     to_v2_layout(p);
     check_all_dtypes(p);

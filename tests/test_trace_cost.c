@@ -1,8 +1,9 @@
 /*
  * Tests of what makes recording cheap (issue 4, "Cost"): links between tensors of a step
- * (trc_op_record_linked) store nothing twice and fall back to the data when they cannot be
- * honoured; trc_writer_check_links catches a wrong link; the engine's links (src/record.c)
- * name exactly the data it passes, at every level mix and KV type, also when it records an op
+ * (trc_op_record_linked) store nothing twice (under another shape, a row whose data_of names
+ * the bytes' row, which readers verify) and fall back to the data when they cannot be
+ * honoured; trc_writer_check_links catches a wrong link; the engine's links (src/record.c) name
+ * exactly the data it passes, at every level mix and KV type, also when it records an op
  * beside the next one (and not with LLTRACE_RECORD_SYNC); a token recorded from the
  * engine's on_logits hook is committed with its step; the SIMD stats equal a plain
  * reference, and the fused hash + stats pass (portable and AVX2) equals trc__hash + trc__stats
@@ -78,7 +79,8 @@ static void write_links(const char *p, bool sync)
     const char *to_a[1] = {"a/out"};
     struct trc_tensor same = tf("in0", 2, 2, 3, other); /* data ignored: the link wins */
     ck_assert_int_eq(rec(w, "same", &same, 1, to_a), 0);
-    struct trc_tensor flat = tf("in0", 1, 6, 0, a); /* another shape: a row of its own */
+    struct trc_tensor flat = tf("in0", 1, 6, 0, a); /* another shape: a row of its own, whose */
+    /* data_of names a's row: the bytes are stored once */
     ck_assert_int_eq(rec(w, "flat", &flat, 1, to_a), 0);
     const char *to_flat[1] = {"flat/in0"}; /* a link to a linked tensor */
     ck_assert_int_eq(rec(w, "flat2", &flat, 1, to_flat), 0);
@@ -94,11 +96,18 @@ static void write_links(const char *p, bool sync)
     ck_assert_int_eq(trc_step_end(w, -1), 0);
     ck_assert_int_eq(trc_step_begin(w, 1, 1, 1), 0); /* links do not cross steps */
     ck_assert_int_eq(rec(w, "next", &own, 1, to_a), 0);
+    float b[6] = {7, 8, 9, 10, 11, 12};
+    struct trc_tensor bout = tf("out", 2, 3, 2, b);
+    ck_assert_int_eq(rec(w, "b", &bout, 1, NULL), 0);
+    struct trc_tensor bflat = tf("in0", 1, 6, 0, b);
+    ck_assert_int_eq(rec(w, "s.bflat", &bflat, 1, NULL), 0); /* a stats-only row of that shape */
+    const char *to_b[1] = {"b/out"};
+    ck_assert_int_eq(rec(w, "bflat", &bflat, 1, to_b), 0); /* ... that gets b's bytes */
     ck_assert_int_eq(trc_step_end(w, -1), 0);
     struct trc_writer_stats st;
     ck_assert_int_eq(trc_writer_get_stats(w, &st), 0);
-    ck_assert_int_eq(st.n_linked, 4); /* same, flat, flat2, s.linked */
-    ck_assert_int_eq(st.n_tensors, 10);
+    ck_assert_int_eq(st.n_linked, 5); /* same, flat, flat2, s.linked, bflat */
+    ck_assert_int_eq(st.n_tensors, 13);
     ck_assert_int_eq(trc_writer_close(w), 0);
 }
 
@@ -119,9 +128,18 @@ static void check_links_trace(const char *p)
     ck_assert_int_eq(trc_reader_tensor_info(r, tflat, &ib), 0);
     ck_assert_str_eq(ia.hash, ib.hash);
     ck_assert(ib.n_dims == 1 && ib.shape[0] == 6 && ib.has_data && ib.max == 6.0);
+    ck_assert(ia.data_of == 0 && ia.stored_bytes > 0);
+    ck_assert(ib.data_of == ta && ib.stored_bytes == 0); /* a's bytes, not a copy */
     float x[6];
-    ck_assert_int_eq(trc_reader_tensor_f32(r, tflat, x, 6), 0); /* the copied frame verifies */
+    ck_assert_int_eq(trc_reader_tensor_f32(r, tflat, x, 6), 0); /* a's frame, verified */
     ck_assert(x[0] == 1.0f && x[5] == 6.0f);
+    int64_t tb = op_tid(r, "b", "out");
+    int64_t tbflat = op_tid(r, "bflat", "in0");
+    ck_assert_int_eq(op_tid(r, "s.bflat", "in0"), tbflat); /* the stats row, upgraded */
+    ck_assert_int_eq(trc_reader_tensor_info(r, tbflat, &ib), 0);
+    ck_assert(ib.has_data && ib.data_of == tb && ib.n_dims == 1 && ib.shape[0] == 6);
+    ck_assert_int_eq(trc_reader_tensor_f32(r, tbflat, x, 6), 0);
+    ck_assert(x[0] == 7.0f && x[5] == 12.0f);
     const char *fallbacks[3] = {"fallback", "upgrade", "next"};
     for (int i = 0; i < 3; i++) { /* stored from the given data (all nines) */
         ck_assert_int_eq(trc_reader_tensor_info(r, op_tid(r, fallbacks[i], "in0"), &ib), 0);
@@ -132,10 +150,48 @@ static void check_links_trace(const char *p)
     trc_reader_close(r);
 }
 
+/* A copy of the links trace with sql applied: reading flat's data fails, naming the tensor. */
+static void expect_bad_data_of(const char *sql, const char *want)
+{
+    const char *p = lt_tmp_path("trace_cost", "links_bad.trace");
+    size_t n;
+    char *data = lt_read_file(lt_tmp_path("trace_cost", "links.trace"), &n);
+    ck_assert_ptr_nonnull(data);
+    ck_assert_int_eq(lt_write_file(p, data, n), 0);
+    free(data);
+    sqlite3 *db = NULL;
+    ck_assert_int_eq(sqlite3_open(p, &db), SQLITE_OK);
+    ck_assert_int_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    trc_reader *r = NULL;
+    char err[TRC_ERRBUF_SIZE];
+    ck_assert_msg(trc_reader_open(p, &r, err, sizeof err) == 0, "%s", err);
+    int64_t tflat = op_tid(r, "flat", "in0");
+    float x[6];
+    ck_assert_int_eq(trc_reader_tensor_f32(r, tflat, x, 6), TRC_ECORRUPT);
+    char tname[32];
+    snprintf(tname, sizeof tname, "tensor %lld: ", (long long)tflat);
+    ck_assert_msg(strstr(trc_reader_errmsg(r), tname) && strstr(trc_reader_errmsg(r), want),
+                  "%s: got '%s', want '%s%s'", sql, trc_reader_errmsg(r), tname, want);
+    trc_reader_close(r);
+}
+
+#define FLAT  "(SELECT tensor_id FROM op_tensors JOIN ops ON ops.id = op_id WHERE name = 'flat')"
+#define A_OUT "(SELECT tensor_id FROM op_tensors JOIN ops ON ops.id = op_id WHERE name = 'a')"
+
 START_TEST(test_trace_cost_links)
 {
     write_links(lt_tmp_path("trace_cost", "links.trace"), false);
     check_links_trace(lt_tmp_path("trace_cost", "links.trace"));
+    const char *other = "which does not hold this tensor's bytes";
+    expect_bad_data_of("UPDATE tensors SET data_of = 999 WHERE id = " FLAT, other);
+    expect_bad_data_of("UPDATE tensors SET data_of = -3 WHERE id = " FLAT, "bad data_of -3");
+    expect_bad_data_of("UPDATE tensors SET hash = '0123456789abcdef' WHERE id = " A_OUT, other);
+    expect_bad_data_of("UPDATE tensors SET dtype = 'i32' WHERE id = " A_OUT, other);
+    expect_bad_data_of("UPDATE tensors SET data = NULL, codec = NULL WHERE id = " A_OUT, other);
+    expect_bad_data_of("UPDATE tensors SET data_of = " FLAT " WHERE id = " A_OUT, other);
+    expect_bad_data_of("UPDATE tensors SET data = x'00' WHERE id = " FLAT, "has both data and");
+    expect_bad_data_of("UPDATE tensors SET hash = '0123456789abcdef' WHERE id = " FLAT, other);
     write_links(lt_tmp_path("trace_cost", "links_sync.trace"), true);
     check_links_trace(lt_tmp_path("trace_cost", "links_sync.trace"));
 }

@@ -154,6 +154,7 @@ struct trc__tensor {
     int64_t n_stored;     /* elements held: n_elems, or n_known for a partial tensor */
     int64_t nbytes;       /* n_stored * width */
     int64_t stored_bytes; /* size of the compressed blob, 0 when none */
+    int64_t data_of;      /* the row holding the data (tensors.data_of), 0 when none */
     char hash[17];
     int has_data;
     int partial;

@@ -101,7 +101,8 @@ int trc__check_trace(sqlite3 *db, const char *schema, const char *path, char *ms
         code = TRC_EVERSION;
     } else if (ver < 1) {
         /* Version 1 is the first. Its tensor blobs are the one-frame case of version 2's codec,
-         * and version 2's tables op_tensors and op_weights have the columns of version 3's views
+         * version 2's tables op_tensors and op_weights have the columns of version 3's views,
+         * and version 4 only adds tensors.data_of, which trc_tload.c reads when it is there
          * (schema/trace.sql), so versions 1..TRC_SCHEMA_VERSION all open as they are. */
         snprintf(msg, msglen,
                  "%s: trace schema version %lld is older than the oldest this lltrace reads (1)",
@@ -637,6 +638,7 @@ int trc_reader_tensor_info(trc_reader *r, int64_t tensor_id, struct trc_tensor_i
                                   .n_stored = t.n_stored,
                                   .nbytes = t.nbytes,
                                   .stored_bytes = t.stored_bytes,
+                                  .data_of = t.data_of,
                                   .has_data = t.has_data,
                                   .partial = t.partial,
                                   .min = t.st.min,

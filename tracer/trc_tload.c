@@ -2,8 +2,10 @@
  * trc_tload.c - reads one tensor row back from a trace, trusting nothing: every column is
  * checked against the others (dtype, shape, element count, byte size, known indices) before any
  * allocation, the zstd frame must declare exactly the size the shape implies, and the decoded
- * bytes must hash to the stored lt64. Shared by the reader API and the SQL functions, so both
- * reject a corrupt trace with the same message ("tensor 12: ...").
+ * bytes must hash to the stored lt64. A row whose data_of names the row holding its bytes
+ * (version 4) is read through that row, which must hold them itself under the same dtype, size
+ * and hash. Shared by the reader API and the SQL functions, so both reject a corrupt trace with
+ * the same message ("tensor 12: ...").
  */
 #include <math.h>
 #include <stdio.h>
@@ -71,6 +73,27 @@ static int load_header(sqlite3_stmt *st, struct trc__tensor *t, const char *tnam
     t->st.n_inf = sqlite3_column_int64(st, 11);
     t->has_data = sqlite3_column_type(st, 15) != SQLITE_NULL;
     t->stored_bytes = sqlite3_column_int64(st, 15);
+    t->data_of = sqlite3_column_int64(st, 17);
+    if (sqlite3_column_type(st, 17) == SQLITE_NULL) {
+        return 0;
+    }
+    char what[160];
+    if (t->has_data || t->partial || t->data_of <= 0) {
+        snprintf(what, sizeof what, "%s data_of %lld",
+                 t->data_of <= 0 ? "bad"
+                 : t->has_data   ? "has both data and"
+                                 : "is partial and has",
+                 (long long)t->data_of);
+        return bad(tname, msg, msglen, what);
+    }
+    if (!sqlite3_column_int(st, 18)) {
+        snprintf(what, sizeof what,
+                 "data_of names tensor %lld, which does not hold this tensor's bytes (it must "
+                 "hold data of its own with the same dtype, nbytes and hash)",
+                 (long long)t->data_of);
+        return bad(tname, msg, msglen, what);
+    }
+    t->has_data = 1;
     return 0;
 }
 
@@ -100,7 +123,8 @@ static int load_known(sqlite3_stmt *st, struct trc__tensor *t, const char *tname
     return 0;
 }
 
-/* Column 16 (the blob, selected only when data is wanted): decode and verify. */
+/* Column 16 (the blob, its own or data_of's, selected only when data is wanted): decode and
+ * verify. */
 static int load_data(sqlite3_stmt *st, struct trc__tensor *t, const char *tname, char *msg,
                      size_t msglen)
 {
@@ -145,10 +169,45 @@ static void done_with(sqlite3_stmt *st, sqlite3_stmt **cache)
     }
 }
 
+/* The row's query, columns 0..18: the header (0..15), the blob (16), data_of (17) and whether
+ * the row data_of names holds these bytes (18). Version 3 and older have no data_of. */
+static int select_sql(sqlite3 *db, const char *schema, char *sql, size_t cap)
+{
+    sqlite3_stmt *st = NULL;
+    snprintf(sql, cap, "SELECT 1 FROM pragma_table_info('tensors', '%s') WHERE name = 'data_of'",
+             schema);
+    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+        return -1;
+    }
+    int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        return -1;
+    }
+    if (rc == SQLITE_DONE) {
+        snprintf(sql, cap,
+                 "SELECT dtype, shape, n_elems, nbytes, hash, codec, min, max, mean, rms, n_nan, "
+                 "n_inf, partial, n_known, known, length(data), CASE WHEN ?2 THEN data END, "
+                 "NULL, 0 FROM \"%s\".tensors WHERE id = ?1",
+                 schema);
+        return 0;
+    }
+    snprintf(sql, cap,
+             "SELECT t.dtype, t.shape, t.n_elems, t.nbytes, t.hash, coalesce(t.codec, s.codec), "
+             "t.min, t.max, t.mean, t.rms, t.n_nan, t.n_inf, t.partial, t.n_known, t.known, "
+             "length(t.data), CASE WHEN ?2 THEN coalesce(t.data, s.data) END, t.data_of, "
+             "coalesce(s.data IS NOT NULL AND s.data_of IS NULL AND s.partial = 0 AND "
+             "s.dtype = t.dtype AND s.nbytes = t.nbytes AND s.hash = t.hash, 0) "
+             "FROM \"%s\".tensors t LEFT JOIN \"%s\".tensors s ON s.id = t.data_of "
+             "WHERE t.id = ?1",
+             schema, schema);
+    return 0;
+}
+
 int trc__tensor_load(sqlite3 *db, const char *schema, int64_t id, int want_data,
                      struct trc__tensor *t, sqlite3_stmt **cache, char *msg, size_t msglen)
 {
-    char sql[400];
+    char sql[1200];
     char tname[96];
     memset(t, 0, sizeof *t);
     t->id = id;
@@ -161,14 +220,10 @@ int trc__tensor_load(sqlite3 *db, const char *schema, int64_t id, int want_data,
     }
     snprintf(tname, sizeof tname, "%s%s%lld", strcmp(schema, "main") ? schema : "",
              strcmp(schema, "main") ? "." : "", (long long)id);
-    snprintf(sql, sizeof sql,
-             "SELECT dtype, shape, n_elems, nbytes, hash, codec, min, max, mean, rms, n_nan, "
-             "n_inf, partial, n_known, known, length(data), CASE WHEN ?2 THEN data END "
-             "FROM \"%s\".tensors WHERE id = ?1",
-             schema);
     sqlite3_stmt *st = cache ? *cache : NULL;
-    if (!st && sqlite3_prepare_v3(db, sql, -1, cache ? SQLITE_PREPARE_PERSISTENT : 0, &st, NULL) !=
-                   SQLITE_OK) {
+    if (!st && (select_sql(db, schema, sql, sizeof sql) < 0 ||
+                sqlite3_prepare_v3(db, sql, -1, cache ? SQLITE_PREPARE_PERSISTENT : 0, &st, NULL) !=
+                    SQLITE_OK)) {
         snprintf(msg, msglen, "tensor %s: %s", tname, sqlite3_errmsg(db));
         return TRC_ESQL;
     }

@@ -182,8 +182,9 @@ static int write_meta(trc_writer *w, char *msg, size_t msglen)
 }
 
 /* The columns of a tensor row without data, as b_tensors inserts them (tensor_row). */
-#define TENSOR_COLS  "id, dtype, shape, n_elems, nbytes, hash, min, max, mean, rms, n_nan, n_inf"
-#define TENSOR_NCOLS 12
+#define TENSOR_COLS                                                                                \
+    "id, dtype, shape, n_elems, nbytes, hash, min, max, mean, rms, n_nan, n_inf, data_of"
+#define TENSOR_NCOLS 13
 
 static int prepare_all(trc_writer *w, char *msg, size_t msglen)
 {
@@ -195,7 +196,7 @@ static int prepare_all(trc_writer *w, char *msg, size_t msglen)
                       "mean, rms, n_nan, n_inf, partial, n_known, known, data, id) VALUES "
                       "(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"},
         {&w->st_tupd, "UPDATE tensors SET codec = ?1, data = ?2 WHERE id = ?3"},
-        {&w->st_tblob, "SELECT data FROM tensors WHERE id = ?1"},
+        {&w->st_tborrow, "UPDATE tensors SET data_of = ?1 WHERE id = ?2"},
         {&w->st_token, "INSERT OR REPLACE INTO tokens (run_id, idx, token_id, piece, is_prompt, "
                        "is_bos, prob, logit) VALUES (?,?,?,?,?,?,?,?)"},
         {&w->st_step, "INSERT INTO steps (run_id, step, pos0, n_tokens, elapsed_ns) VALUES "
@@ -389,7 +390,7 @@ int trc__wdb_close(trc_writer *w, char *msg, size_t msglen)
     if (!w->db) {
         return rc;
     }
-    sqlite3_stmt *all[] = {w->st_tins, w->st_tupd, w->st_tblob, w->st_token, w->st_step};
+    sqlite3_stmt *all[] = {w->st_tins, w->st_tupd, w->st_tborrow, w->st_token, w->st_step};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) {
         sqlite3_finalize(all[i]);
     }
@@ -609,14 +610,14 @@ static int slot_set(trc_writer *w, int32_t slot, const struct trc__slot *v)
     return 0;
 }
 
-/* Finds an identical full tensor: 1 found (*stored: its blob's length, -1 when none), 0 not.
+/* Finds an identical tensor: 1 found (*data_id: the row holding its bytes, 0 when none), 0 not.
  * A rollback happens on an error (sticky: no job runs after it) or at close, so the map never
  * has to answer for rows that were rolled back. */
 static int tensor_find(trc_writer *w, uint64_t h, const struct trc__jtensor *t, int64_t *id,
-                       int64_t *stored)
+                       int64_t *data_id)
 {
     assert(!w->dd.stale);
-    return trc__dedupe_find(&w->dd, h, t->dtype, t->n_dims, t->shape, id, stored);
+    return trc__dedupe_find(&w->dd, h, t->dtype, t->n_dims, t->shape, id, data_id);
 }
 
 static int dedupe_put(trc_writer *w, uint64_t h, const struct trc__jtensor *t,
@@ -625,7 +626,7 @@ static int dedupe_put(trc_writer *w, uint64_t h, const struct trc__jtensor *t,
     if (t->known) {
         return 0; /* partial tensors are never deduplicated */
     }
-    if (trc__dedupe_put(&w->dd, h, t->dtype, t->n_dims, t->shape, v->id, v->stored) < 0) {
+    if (trc__dedupe_put(&w->dd, h, t->dtype, t->n_dims, t->shape, v->id, v->data_id) < 0) {
         snprintf(msg, msglen, "out of memory");
         return TRC_ENOMEM;
     }
@@ -638,10 +639,11 @@ static struct trc__bval real_or_null(double v)
                     : (struct trc__bval){TRC__BV_REAL, 0, NULL, v};
 }
 
-/* A tensor row without data (no blob, not partial) into b_tensors. */
+/* A tensor row without a blob (not partial) into b_tensors: stats only (data_of 0), or the
+ * bytes of row data_of under another shape. */
 static int tensor_row(trc_writer *w, const struct trc__jtensor *t, const char *hex,
-                      const char *shape, const struct trc__stats *s, int64_t id, char *msg,
-                      size_t msglen)
+                      const char *shape, const struct trc__stats *s, int64_t id, int64_t data_of,
+                      char *msg, size_t msglen)
 {
     const struct trc__bval row[TENSOR_NCOLS] = {
         {TRC__BV_INT, id, NULL, 0},
@@ -656,6 +658,8 @@ static int tensor_row(trc_writer *w, const struct trc__jtensor *t, const char *h
         real_or_null(s->rms),
         {TRC__BV_INT, s->n_nan, NULL, 0},
         {TRC__BV_INT, s->n_inf, NULL, 0},
+        data_of ? (struct trc__bval){TRC__BV_INT, data_of, NULL, 0}
+                : (struct trc__bval){TRC__BV_NULL, 0, NULL, 0},
     };
     return trc__batch_add(&w->b_tensors, w->db, row, msg, msglen);
 }
@@ -666,9 +670,10 @@ static int tensors_flush(trc_writer *w, char *msg, size_t msglen)
     return w->b_tensors.n_rows ? trc__batch_flush(&w->b_tensors, w->db, msg, msglen) : 0;
 }
 
+/* A new row; its data are the blob, or row data_of's (0: none, or the blob). */
 static int tensor_insert(trc_writer *w, const struct trc__jtensor *t, uint64_t h,
-                         const struct trc__stats *s, const void *blob, size_t blob_len, int64_t *id,
-                         char *msg, size_t msglen)
+                         const struct trc__stats *s, const void *blob, size_t blob_len,
+                         int64_t data_of, int64_t *id, char *msg, size_t msglen)
 {
     size_t width = trc__dtype_size(t->dtype);
     char hex[17];
@@ -677,7 +682,7 @@ static int tensor_insert(trc_writer *w, const struct trc__jtensor *t, uint64_t h
     trc__shape_json(shape, sizeof shape, t->n_dims, t->shape);
     *id = w->next_tensor_id++;
     if (!blob && !t->known) {
-        return tensor_row(w, t, hex, shape, s, *id, msg, msglen);
+        return tensor_row(w, t, hex, shape, s, *id, data_of, msg, msglen);
     }
     int rc = tensors_flush(w, msg, msglen); /* the rows stay in id order */
     if (rc < 0) {
@@ -710,39 +715,31 @@ static int tensor_insert(trc_writer *w, const struct trc__jtensor *t, uint64_t h
 }
 
 /* A linked tensor with another shape than its source: the row of (hash, dtype, shape), made
- * from the source's stats and, at level full, its blob (the same bytes make the same frame). */
+ * from the source's stats and, at level full, naming the row that holds the bytes (data_of):
+ * the bytes are stored once whatever the shape they are seen under. */
 static int tensor_reshape(trc_writer *w, bool full, const struct trc__jtensor *t,
                           const struct trc__slot *src, struct trc__slot *me, char *msg,
                           size_t msglen)
 {
     int64_t raw = full ? t->n_stored * (int64_t)trc__dtype_size(t->dtype) : 0;
-    int found = tensor_find(w, src->hash, t, &me->id, &me->stored);
-    if (found && (!full || me->stored >= 0)) {
+    int found = tensor_find(w, src->hash, t, &me->id, &me->data_id);
+    if (found && (!full || me->data_id)) {
         count(w, raw, 0, true, true);
         return 0;
     }
-    int rc = full ? tensors_flush(w, msg, msglen) : 0; /* st_tblob reads the source row */
-    if (rc < 0) {
-        return rc;
+    int64_t data_of = full ? src->data_id : 0; /* 0 only when linked across levels */
+    int rc = 0;
+    if (found && data_of) { /* a stats-only row gets the data */
+        if ((rc = tensors_flush(w, msg, msglen)) == 0) {
+            sqlite3_bind_int64(w->st_tborrow, 1, data_of);
+            sqlite3_bind_int64(w->st_tborrow, 2, me->id);
+            rc = run(w, w->st_tborrow, "cannot write a tensor", msg, msglen);
+        }
+    } else if (!found) {
+        rc = tensor_insert(w, t, src->hash, &src->st, NULL, 0, data_of, &me->id, msg, msglen);
     }
-    sqlite3_stmt *st = w->st_tblob;
-    sqlite3_bind_int64(st, 1, src->id);
-    if (full && sqlite3_step(st) != SQLITE_ROW) {
-        rc = sql_fail(w, "cannot read a tensor", msg, msglen);
-    }
-    const void *blob = full && rc == 0 ? sqlite3_column_blob(st, 0) : NULL;
-    size_t blob_len = blob ? (size_t)sqlite3_column_bytes(st, 0) : 0;
-    if (rc == 0 && found) { /* upgrade a stats-only row */
-        sqlite3_bind_text(w->st_tupd, 1, TRC__CODEC, -1, SQLITE_STATIC);
-        sqlite3_bind_blob64(w->st_tupd, 2, blob, blob_len, SQLITE_STATIC);
-        sqlite3_bind_int64(w->st_tupd, 3, me->id);
-        rc = run(w, w->st_tupd, "cannot write a tensor", msg, msglen);
-    } else if (rc == 0) {
-        rc = tensor_insert(w, t, src->hash, &src->st, blob, blob_len, &me->id, msg, msglen);
-    }
-    sqlite3_reset(st);
-    me->stored = blob ? (int64_t)blob_len : -1;
-    count(w, raw, (int64_t)blob_len, found, true);
+    me->data_id = data_of;
+    count(w, raw, 0, found, true);
     return rc < 0 ? rc : dedupe_put(w, src->hash, t, me, msg, msglen);
 }
 
@@ -781,7 +778,7 @@ static int tensor_store(trc_writer *w, enum trc_level level, const struct trc__j
     }
     size_t width = trc__dtype_size(t->dtype);
     size_t nbytes = (size_t)t->n_stored * width;
-    struct trc__slot me = {.hash = t->hash, .stored = -1, .st = t->st};
+    struct trc__slot me = {.hash = t->hash, .st = t->st};
     bool has_stats = t->has_stats;
     if (!t->has_hash && !has_stats) { /* one pass for both: as fast as the hash alone */
         trc__hash_stats(t->data, t->dtype, (size_t)t->n_stored, &me.hash, &me.st);
@@ -789,21 +786,19 @@ static int tensor_store(trc_writer *w, enum trc_level level, const struct trc__j
     } else if (!t->has_hash) {
         me.hash = trc__hash(t->data, nbytes);
     }
-    int found = t->known ? 0 : tensor_find(w, me.hash, t, &me.id, &me.stored);
-    bool want_blob = level == TRC_LEVEL_FULL && !(found && me.stored >= 0);
+    int found = t->known ? 0 : tensor_find(w, me.hash, t, &me.id, &me.data_id);
+    bool want_blob = level == TRC_LEVEL_FULL && !(found && me.data_id);
     const uint8_t *blob = NULL;
     size_t blob_len = 0;
     if (want_blob && t->blob) { /* made by the compressor (trc_writer_prep.c) */
         blob = t->blob;
         blob_len = t->blob_len;
-        me.stored = (int64_t)blob_len;
     } else if (want_blob) {
         int rc = trc__codec_encode(&w->cs, w->zstd_level, t->data, (size_t)t->n_stored, width,
                                    &blob, &blob_len, msg, msglen);
         if (rc < 0) {
             return rc;
         }
-        me.stored = (int64_t)blob_len;
     }
     if (!has_stats && !found) {
         trc__stats(t->data, t->dtype, (size_t)t->n_stored, &me.st);
@@ -811,13 +806,16 @@ static int tensor_store(trc_writer *w, enum trc_level level, const struct trc__j
     count(w, level == TRC_LEVEL_FULL ? (int64_t)nbytes : 0, (int64_t)blob_len, found, false);
     int rc = 0;
     if (!found) {
-        rc = tensor_insert(w, t, me.hash, &me.st, blob, blob_len, &me.id, msg, msglen);
+        rc = tensor_insert(w, t, me.hash, &me.st, blob, blob_len, 0, &me.id, msg, msglen);
     } else if (want_blob && (rc = tensors_flush(w, msg, msglen)) == 0) {
         sqlite3_stmt *st = w->st_tupd; /* upgrade a stats-only row to full */
         sqlite3_bind_text(st, 1, TRC__CODEC, -1, SQLITE_STATIC);
         sqlite3_bind_blob64(st, 2, blob, blob_len, SQLITE_STATIC);
         sqlite3_bind_int64(st, 3, me.id);
         rc = run(w, st, "cannot write a tensor", msg, msglen);
+    }
+    if (want_blob) {
+        me.data_id = me.id;
     }
     if (rc == 0 && (!found || want_blob)) {
         rc = dedupe_put(w, me.hash, t, &me, msg, msglen);

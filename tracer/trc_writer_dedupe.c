@@ -1,8 +1,8 @@
 /*
  * trc_writer_dedupe.c - the writer thread's index of the tensors it stored: (content hash,
- * dtype, shape) -> (row id, blob size). The writer creates every trace from an empty file and
- * is its only writer, so this map knows every row: dedupe needs no SQL lookup, and the file
- * needs no index on hash (schema/trace.sql).
+ * dtype, shape) -> (row id, the row holding its bytes). The writer creates every trace from an
+ * empty file and is its only writer, so this map knows every row: dedupe needs no SQL lookup,
+ * and the file needs no index on hash (schema/trace.sql).
  * Shapes are interned (a decode step has few distinct ones), so an entry is 32 bytes.
  * A rollback marks the map stale; none is followed by more tensors (trc_wdb.c).
  */
@@ -139,7 +139,7 @@ static int entries_grow(struct trc__dedupe *d)
 }
 
 int trc__dedupe_find(struct trc__dedupe *d, uint64_t hash, enum trc_dtype dt, int n_dims,
-                     const int64_t *shape, int64_t *id, int64_t *stored)
+                     const int64_t *shape, int64_t *id, int64_t *data_id)
 {
     int64_t s = shape_index(d, dt, n_dims, shape, false);
     const struct trc__dentry *e = s >= 0 ? entry_find(d, hash, (uint32_t)s) : NULL;
@@ -147,7 +147,7 @@ int trc__dedupe_find(struct trc__dedupe *d, uint64_t hash, enum trc_dtype dt, in
         return 0;
     }
     *id = e->id;
-    *stored = e->stored;
+    *data_id = e->data_id;
     return 1;
 }
 
@@ -161,7 +161,7 @@ void trc__dedupe_prefetch(struct trc__dedupe *d, uint64_t hash, enum trc_dtype d
 }
 
 int trc__dedupe_put(struct trc__dedupe *d, uint64_t hash, enum trc_dtype dt, int n_dims,
-                    const int64_t *shape, int64_t id, int64_t stored)
+                    const int64_t *shape, int64_t id, int64_t data_id)
 {
     int64_t s = shape_index(d, dt, n_dims, shape, true);
     if (s < 0 || s > UINT32_MAX || ((d->n + 1) * 2 > d->cap && entries_grow(d) < 0)) {
@@ -169,7 +169,7 @@ int trc__dedupe_put(struct trc__dedupe *d, uint64_t hash, enum trc_dtype dt, int
     }
     struct trc__dentry *e = entry_find(d, hash, (uint32_t)s);
     d->n += e->id == 0;
-    *e = (struct trc__dentry){hash, (uint32_t)s, id, stored};
+    *e = (struct trc__dentry){hash, (uint32_t)s, id, data_id};
     return 0;
 }
 

@@ -79,11 +79,12 @@ struct trc__links {
     int32_t n_slots;
 };
 
-/* The writer thread's view of a slot: the row it ended in, its hash, stats and blob size. */
+/* The writer thread's view of a slot: the row it ended in, its hash, stats and data. */
 struct trc__slot {
     int64_t id;
     uint64_t hash;
-    int64_t stored; /* length of the row's blob, -1 when it has none */
+    int64_t data_id; /* the row holding its bytes: id, or the row named by its data_of; 0 when
+                        it has no data (level stats) */
     struct trc__stats st;
 };
 
@@ -95,10 +96,10 @@ struct trc__dshape {
 };
 
 struct trc__dentry {
-    uint64_t hash;  /* content hash */
-    uint32_t shape; /* interned (dtype, shape) */
-    int64_t id;     /* row id; 0 = empty entry */
-    int64_t stored; /* blob length, -1 when stats only */
+    uint64_t hash;   /* content hash */
+    uint32_t shape;  /* interned (dtype, shape) */
+    int64_t id;      /* row id; 0 = empty entry */
+    int64_t data_id; /* the row holding its bytes (id, or its data_of); 0 when stats only */
 };
 
 struct trc__dedupe {
@@ -225,7 +226,7 @@ struct trc_writer {
     struct trc__dedupe dd;       /* every full (not partial) tensor row of the file */
     struct trc_writer_stats wst; /* the worker's counters, copied into st after each job */
     char *schema_at_close;       /* the part of schema/trace.sql run by trc__wdb_close */
-    sqlite3_stmt *st_tins, *st_tupd, *st_tblob, *st_token, *st_step;
+    sqlite3_stmt *st_tins, *st_tupd, *st_tborrow, *st_token, *st_step;
     struct trc__batch b_ops;
     char *ojs; /* ops.tensors of the op being written (trc_wdb.c), ojs_cap bytes */
     size_t ojs_cap;
@@ -265,9 +266,9 @@ void trc__links_release(struct trc__links *t);
 
 /* The dedupe map (trc_writer_dedupe.c): find gives 1 and the row, or 0; put adds or updates. */
 int trc__dedupe_find(struct trc__dedupe *d, uint64_t hash, enum trc_dtype dt, int n_dims,
-                     const int64_t *shape, int64_t *id, int64_t *stored);
+                     const int64_t *shape, int64_t *id, int64_t *data_id);
 int trc__dedupe_put(struct trc__dedupe *d, uint64_t hash, enum trc_dtype dt, int n_dims,
-                    const int64_t *shape, int64_t id, int64_t stored);
+                    const int64_t *shape, int64_t id, int64_t data_id);
 void trc__dedupe_release(struct trc__dedupe *d);
 /* Starts loading the entry find and put would probe: the map outgrows the caches, and the
  * engine's weights evict it between two steps, so each probe would miss. */

@@ -473,14 +473,18 @@ static int show_tensor(const struct show_ctx *c, const char *role, int64_t tid)
 {
     struct trc_tensor_info ti;
     struct view v;
-    char shape[96], raw[32], stored[32];
+    char shape[96], raw[32], stored[48];
     if (trc_reader_tensor_info(c->r, tid, &ti) < 0) {
         return vw_reader_error(c->r);
     }
+    if (ti.data_of > 0) { /* the same bytes, stored once in another row */
+        snprintf(stored, sizeof stored, "in tensor %lld", (long long)ti.data_of);
+    } else {
+        vw_fmt_bytes(stored, sizeof stored, ti.stored_bytes);
+    }
     printf("\n%s  %s %s  tensor %lld  raw %s  stored %s  hash %s\n", role, vw_dtype_name(ti.dtype),
            vw_fmt_shape(shape, sizeof shape, ti.n_dims, ti.shape), (long long)tid,
-           vw_fmt_bytes(raw, sizeof raw, ti.nbytes),
-           ti.has_data ? vw_fmt_bytes(stored, sizeof stored, ti.stored_bytes) : "-", ti.hash);
+           vw_fmt_bytes(raw, sizeof raw, ti.nbytes), ti.has_data ? stored : "-", ti.hash);
     print_stats_line("", ti.min, ti.max, ti.mean, ti.rms, ti.n_nan, ti.n_inf);
     if (!ti.has_data) {
         printf("    (only stats were recorded)\n");

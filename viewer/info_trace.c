@@ -37,7 +37,7 @@ static const char usage_text[] =
     "exit codes: 0 success, 1 not a readable trace, 2 usage\n";
 
 struct totals {
-    int64_t file_bytes, n_ops, n_refs, n_tensors, n_data, raw, raw_refs, stored;
+    int64_t file_bytes, n_ops, n_refs, n_tensors, n_data, n_shared, raw, raw_refs, stored;
 };
 
 static int64_t q_i64(sqlite3 *db, const char *sql, int64_t run)
@@ -65,9 +65,16 @@ static void get_totals(trc_reader *r, struct totals *t)
     t->n_data = q_i64(db, "SELECT count(data) FROM tensors", 0);
     t->raw = q_i64(db, "SELECT total(nbytes) FROM tensors WHERE data IS NOT NULL", 0);
     t->stored = q_i64(db, "SELECT total(length(data)) FROM tensors", 0);
+    /* version 4: rows whose data_of names the row holding their bytes (schema/trace.sql) */
+    bool v4 = q_i64(db, "SELECT count(*) FROM pragma_table_info('tensors') WHERE name = 'data_of'",
+                    0) > 0;
+    t->n_shared = v4 ? q_i64(db, "SELECT count(data_of) FROM tensors", 0) : 0;
     t->raw_refs = q_i64(db,
-                        "SELECT total(t.nbytes) FROM op_tensors ot JOIN tensors t "
-                        "ON t.id = ot.tensor_id WHERE t.data IS NOT NULL",
+                        v4 ? "SELECT total(t.nbytes) FROM op_tensors ot JOIN tensors t "
+                             "ON t.id = ot.tensor_id WHERE t.data IS NOT NULL OR t.data_of IS "
+                             "NOT NULL"
+                           : "SELECT total(t.nbytes) FROM op_tensors ot JOIN tensors t "
+                             "ON t.id = ot.tensor_id WHERE t.data IS NOT NULL",
                         0);
 }
 
@@ -196,9 +203,14 @@ static void print_file(trc_reader *r, const struct totals *t)
            meta(db, "schema_version", v, sizeof v), meta(db, "tool", a, sizeof a),
            meta(db, "tool_version", tool, sizeof tool), meta(db, "build_git", git, sizeof git),
            meta(db, "created_at", at, sizeof at));
-    printf("contents  %lld ops, %lld tensor references, %lld distinct tensors (%lld with data)\n",
+    printf("contents  %lld ops, %lld tensor references, %lld distinct tensors (%lld with data",
            (long long)t->n_ops, (long long)t->n_refs, (long long)t->n_tensors,
            (long long)t->n_data);
+    if (t->n_shared > 0) {
+        printf(", %lld more that share another's data under their own shape",
+               (long long)t->n_shared);
+    }
+    printf(")\n");
     printf("data      %s raw (%s before dedup), %s stored", vw_fmt_bytes(a, sizeof a, t->raw),
            vw_fmt_bytes(b, sizeof b, t->raw_refs), vw_fmt_bytes(c, sizeof c, t->stored));
     if (t->stored > 0) {
@@ -308,6 +320,7 @@ static void json_file(trc_reader *r, const struct totals *t)
     ji("n_tensor_refs", t->n_refs);
     ji("n_tensors", t->n_tensors);
     ji("n_tensors_with_data", t->n_data);
+    ji("n_tensors_sharing_data", t->n_shared);
     ji("raw_bytes", t->raw);
     ji("raw_bytes_before_dedup", t->raw_refs);
     ji("stored_bytes", t->stored);

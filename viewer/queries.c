@@ -43,8 +43,8 @@ static const struct vw_query queries[] = {
      "  FROM ops o\n"
      "  JOIN op_tensors ot ON ot.op_id = o.id AND ot.role = 'out'\n"
      "  JOIN tensors t ON t.id = ot.tensor_id,\n"
-     "       json_each(t_topk(ot.tensor_id, :k)) j\n"
-     "  WHERE o.name = 'output' AND t.data IS NOT NULL AND (:step < 0 OR o.step = :step))\n"
+     "       json_each(t_topk(ot.tensor_id, :k)) j\n" /* none for a stats-only tensor */
+     "  WHERE o.name = 'output' AND (:step < 0 OR o.step = :step))\n"
      "SELECT run_id AS run, step, pos, k + 1 AS rank, token_id,\n"
      "       (SELECT piece FROM tokens x WHERE x.run_id = top.run_id AND x.token_id = top.token_id\n"
      "        LIMIT 1) AS piece,\n"

@@ -24,7 +24,7 @@ import urllib.parse
 
 # Newest format read. Version 2 differs only in op_tensors and op_weights (tables, not views of
 # ops.tensors and ops.weights); version 1 also in always having one zstd frame per tensor.
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 WIDTH = {"f32": 4, "f16": 2, "bf16": 2, "i32": 4}
 M64 = (1 << 64) - 1
 P1, P2, P3 = 0x9E3779B185EBCA87, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9
@@ -102,11 +102,22 @@ def values(raw: bytes, dtype: str) -> list:
 def decode(conn, tensor_id: int):
     """Returns (shape, dtype, values, known) for a tensor, verified; known is None unless the
     tensor is partial (then values[k] is the element at flat index known[k])."""
+    data_of = "data_of" if has_data_of(conn) else "NULL"
     row = conn.execute("SELECT dtype, shape, n_elems, nbytes, hash, codec, partial, n_known, "
-                       "known, data FROM tensors WHERE id = ?", (tensor_id,)).fetchone()
+                       "known, data, %s FROM tensors WHERE id = ?" % data_of,
+                       (tensor_id,)).fetchone()
     if row is None:
         raise KeyError("tensor %d: no such tensor" % tensor_id)
-    dtype, shape, n_elems, nbytes, hsh, codec, partial, n_known, known, data = row
+    dtype, shape, n_elems, nbytes, hsh, codec, partial, n_known, known, data, data_of = row
+    if data is None and data_of is not None:
+        # version 4: the same bytes under another shape, stored once in row data_of
+        src = conn.execute("SELECT dtype, nbytes, hash, codec, data FROM tensors "
+                           "WHERE id = ? AND data_of IS NULL AND partial = 0",
+                           (data_of,)).fetchone()
+        if src is None or src[:3] != (dtype, nbytes, hsh) or src[4] is None or partial:
+            raise ValueError("tensor %d: data_of names tensor %d, which does not hold its bytes"
+                             % (tensor_id, data_of))
+        codec, data = src[3], src[4]
     shape = json.loads(shape)
     n = 1
     for d in shape:
@@ -126,6 +137,11 @@ def decode(conn, tensor_id: int):
         raise ValueError("tensor %d: content hash mismatch" % tensor_id)
     idx = list(struct.unpack("<%dq" % n_known, known)) if partial else None
     return shape, dtype, values(raw, dtype), idx
+
+
+def has_data_of(conn) -> bool:
+    """Whether tensors has the column data_of (schema version 4 and later)."""
+    return any(r[1] == "data_of" for r in conn.execute("PRAGMA table_info(tensors)"))
 
 
 def open_trace(path: str):
@@ -169,7 +185,8 @@ def show(conn, op, step, role):
 
 
 def check(conn):
-    ids = [r[0] for r in conn.execute("SELECT id FROM tensors WHERE data IS NOT NULL")]
+    cond = "data IS NOT NULL" + (" OR data_of IS NOT NULL" if has_data_of(conn) else "")
+    ids = [r[0] for r in conn.execute("SELECT id FROM tensors WHERE " + cond)]
     for tid in ids:
         decode(conn, tid)
     # the residual adds must hold exactly: out = in0 + in1 (f32 addition, checked in f32)

@@ -35,6 +35,25 @@ if command -v python3 >/dev/null; then
     python3 -m json.tool "$TMP/out" >/dev/null || fail "info --json is not valid JSON"
 fi
 
+# ---- the same bytes under two shapes are stored once (schema 4: tensors.data_of) -------------
+# rope's in0 is attn_q/k's out viewed as heads: its row names that row, and reads back verified
+n_shared=$(sql1 t.trace "SELECT count(*) FROM tensors WHERE data_of IS NOT NULL")
+[ "${n_shared:-0}" -gt 0 ] || fail "no tensor row shares another's data: [$n_shared]"
+expect 0 "" "$BIN" info t.trace
+has "more that share another's data under their own shape)"
+expect 0 "" "$BIN" show t.trace blk.0.rope_q --step 1
+hasre '^in0  f32 \[1,[0-9]+,[0-9]+\]  tensor [0-9]+  raw [0-9.]+ [KM]?i?B  stored in tensor [0-9]+  '
+[ "$(sql1 t.trace "SELECT t_at(ot.tensor_id, 21) = t_at(q.tensor_id, 21) AND \
+      t_shape(ot.tensor_id) != t_shape(q.tensor_id) FROM ops o \
+      JOIN op_tensors ot ON ot.op_id = o.id AND ot.role = 'in0' \
+      JOIN op_tensors q ON q.op_id = (SELECT id FROM ops WHERE name = 'blk.0.attn_q' AND step = 1) \
+      AND q.role = 'out' WHERE o.name = 'blk.0.rope_q' AND o.step = 1")" = 1 ] ||
+    fail "rope_q's in0 does not read as attn_q's out"
+if command -v python3 >/dev/null && [ -n "${LLTRACE_SRC:-}" ]; then
+    python3 "$LLTRACE_SRC/examples/python-reader/read_trace.py" t.trace --check >"$TMP/out" 2>&1 ||
+        fail "read_trace.py --check: $(cat "$TMP/out")"
+fi
+
 # ---- ops -----------------------------------------------------------------------------------
 expect 0 "" "$BIN" ops t.trace
 [ "$(wc -l <"$TMP/out")" -eq $((n_ops + 2)) ] || fail "ops: want $n_ops lines + header + rule"

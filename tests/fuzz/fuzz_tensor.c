@@ -4,16 +4,19 @@
  * tensors table: the harness encodes real data with the tracer's codec (shuffle + zstd) and its
  * lt64 hash, stores the row in an in-memory trace, and then damages it as the input says: bytes
  * of the blob, the byte size, the element count, the shape, the hash, the codec, the dtype, the
- * known indices of a partial tensor, or the blob's length. An undamaged row must load and give
- * back exactly the bytes encoded; every row must load or be refused with a message that names
- * the tensor, without a crash or a leak. Invariants that fail trap.
+ * known indices of a partial tensor, or the blob's length. The row may also be one whose data_of
+ * names a second row holding the blob (version 4: the same bytes under another shape), whose
+ * hash may differ. An undamaged row must load and give back exactly the bytes encoded; every row
+ * must load or be refused with a message that names the tensor, without a crash or a leak.
+ * Invariants that fail trap.
  *
  * Input: byte 0 dtype (mod 4); byte 1 dims (1 + mod 4); bytes 2-5 the dims (mod 16, so empty
  * tensors too); byte 6 the damage bits (1 blob bytes, 2 nbytes, 4 n_elems, 8 shape, 16 hash,
- * 32 codec, 64 dtype, 128 blob length); byte 7 partial (bit 0) and damaged known indices
- * (bit 1); byte 8 the number of byte damages (mod 9), each 3 bytes (position, 16-bit little
- * endian, and a non-zero xor); the rest fills the data, repeated. Run: ./fuzz_tensor CORPUS
- * -max_total_time=60 (no seeds needed: every input is a valid row before its damage).
+ * 32 codec, 64 dtype, 128 blob length); byte 7 partial (bit 0), damaged known indices
+ * (bit 1), the data in row 2 named by row 1's data_of (bit 2; row 1 flat when bit 3, row 2's
+ * hash changed when bit 4); byte 8 the number of byte damages (mod 9), each 3 bytes (position,
+ * 16-bit little endian, and a non-zero xor); the rest fills the data, repeated. Run: ./fuzz_tensor
+ * CORPUS -max_total_time=60 (no seeds needed: every input is a valid row before its damage).
  */
 #include <sqlite3.h>
 #include <stdbool.h>
@@ -44,6 +47,7 @@ static sqlite3 *db_once(void)
 }
 
 struct row {
+    int64_t id, data_of; /* data_of 0: the blob is the row's own (blob NULL: no data) */
     const char *dtype, *codec;
     char shape[96], hash[17];
     int64_t n_elems, nbytes, n_known;
@@ -57,23 +61,31 @@ static void insert(sqlite3 *db, const struct row *r)
     sqlite3_stmt *st = NULL;
     if (sqlite3_prepare_v2(db,
                            "INSERT INTO tensors (id, dtype, shape, n_elems, nbytes, hash, codec, "
-                           "n_nan, n_inf, partial, n_known, known, data) "
-                           "VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6, 0, 0, ?7, ?8, ?9, ?10)",
+                           "n_nan, n_inf, partial, n_known, known, data, data_of) "
+                           "VALUES (?11, ?1, ?2, ?3, ?4, ?5, ?6, 0, 0, ?7, ?8, ?9, ?10, ?12)",
                            -1, &st, NULL) != SQLITE_OK) {
         __builtin_trap();
+    }
+    sqlite3_bind_int64(st, 11, r->id);
+    if (r->data_of) {
+        sqlite3_bind_int64(st, 12, r->data_of);
     }
     sqlite3_bind_text(st, 1, r->dtype, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, r->shape, -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 3, r->n_elems);
     sqlite3_bind_int64(st, 4, r->nbytes);
     sqlite3_bind_text(st, 5, r->hash, -1, SQLITE_STATIC);
-    sqlite3_bind_text(st, 6, r->codec, -1, SQLITE_STATIC);
+    if (r->blob) {
+        sqlite3_bind_text(st, 6, r->codec, -1, SQLITE_STATIC);
+    }
     sqlite3_bind_int(st, 7, r->partial);
     if (r->partial) {
         sqlite3_bind_int64(st, 8, r->n_known);
         sqlite3_bind_blob(st, 9, r->known_len ? r->known : "", (int)r->known_len, SQLITE_STATIC);
     }
-    sqlite3_bind_blob(st, 10, r->blob_len ? r->blob : "", (int)r->blob_len, SQLITE_STATIC);
+    if (r->blob) {
+        sqlite3_bind_blob(st, 10, r->blob_len ? r->blob : "", (int)r->blob_len, SQLITE_STATIC);
+    }
     if (sqlite3_step(st) != SQLITE_DONE) {
         __builtin_trap();
     }
@@ -117,7 +129,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const size_t n_fill = size - HDR - 3 * (size_t)n_damage;
     const size_t width = trc__dtype_size(dt);
 
-    struct row r = {.dtype = trc__dtype_name(dt), .codec = TRC__CODEC, .partial = part & 1};
+    struct row r = {
+        .id = 1, .dtype = trc__dtype_name(dt), .codec = TRC__CODEC, .partial = part & 1};
     int64_t shape[4];
     r.n_elems = 1;
     for (int d = 0; d < n_dims; d++) {
@@ -197,7 +210,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         r.blob_len /= 2;
     }
     intact = intact && !(damage & ~1);
-    insert(db_once(), &r);
+    if (part & 4) { /* row 2 holds the blob, row 1 names it */
+        struct row holder = r;
+        holder.id = 2;
+        if (part & 16) {
+            holder.hash[0] = holder.hash[0] == 'a' ? 'b' : 'a';
+            intact = false;
+        }
+        insert(db_once(), &holder);
+        r.blob = NULL;
+        r.data_of = 2;
+        if ((part & 8) && !(damage & 12)) { /* the same bytes seen flat */
+            snprintf(r.shape, sizeof r.shape, "[%lld]", (long long)r.n_elems);
+        }
+        intact = intact && !r.partial; /* a partial row cannot borrow */
+        insert(g_db, &r);
+    } else {
+        insert(db_once(), &r);
+    }
     load(g_db, intact, raw, (size_t)n_stored * width);
     free(b);
     free(raw);

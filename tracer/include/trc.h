@@ -162,11 +162,12 @@ int trc_op_record(trc_writer *w, const struct trc_op *op);
  * per tensor of op, each NULL or not) names, as "OP/ROLE" (e.g. "blk.0.attn_norm/out"), a tensor
  * recorded earlier in the same step whose data are exactly this tensor's data: same dtype and
  * number of elements (the shape may differ). The tracer then neither copies nor hashes it: the op
- * gets the same stored tensor (a new tensors row when the shape differs, with the bytes copied in
- * the database). Readers see ordinary op_tensors rows. The tensor's data must still be given: it
- * is used when the link cannot be honoured (no such tensor in this step, e.g. its op was at level
- * none; recorded at a lower level than this op; another dtype or size). The engine must only
- * link when the bytes are truly unchanged: trc_writer_check_links verifies it.
+ * gets the same stored tensor (when the shape differs, a new tensors row whose data_of names the
+ * row holding the bytes: they are stored once). Readers see ordinary op_tensors rows. The
+ * tensor's data must still be given: it is used when the link cannot be honoured (no such tensor
+ * in this step, e.g. its op was at level none; recorded at a lower level than this op; another
+ * dtype or size). The engine must only link when the bytes are truly unchanged:
+ * trc_writer_check_links verifies it.
  */
 int trc_op_record_linked(trc_writer *w, const struct trc_op *op, const char *const *same_as);
 /* Debugging aid: with on, every linked tensor is also hashed and compared with the tensor it
@@ -224,7 +225,7 @@ struct trc_writer_stats {
 int trc_writer_get_stats(trc_writer *w, struct trc_writer_stats *out);
 
 /* Version of the trace format this library writes and reads (schema/trace.sql, meta table). */
-#define TRC_SCHEMA_VERSION 3
+#define TRC_SCHEMA_VERSION 4
 
 /* ---- reader ------------------------------------------------------------------------------- */
 
@@ -317,7 +318,9 @@ struct trc_tensor_info {
     int64_t n_elems;      /* product of shape */
     int64_t n_stored;     /* elements held: n_elems, or n_known for a partial tensor */
     int64_t nbytes;       /* raw bytes of the stored elements: n_stored * element size */
-    int64_t stored_bytes; /* compressed size, 0 when only stats were recorded */
+    int64_t stored_bytes; /* compressed size, 0 when only stats were recorded or data_of */
+    int64_t data_of;      /* > 0: the data are stored once, in that tensor's row (the same
+                             bytes under another shape); 0 otherwise */
     bool has_data;        /* false: recorded at level stats */
     bool partial;
     char hash[17];              /* lt64 of the raw bytes, hex */
