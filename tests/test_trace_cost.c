@@ -19,7 +19,9 @@
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -992,9 +994,50 @@ static long long file_size(const char *path)
     return stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
 }
 
+/* The fraction of the file's pages in the kernel's page cache (mincore on a mapping of it). */
+static double cached_fraction(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ck_assert_int_ge(fd, 0);
+    size_t len = (size_t)file_size(path);
+    void *m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+    ck_assert_ptr_ne(m, MAP_FAILED);
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE), n = (len + pg - 1) / pg, in = 0;
+    unsigned char *v = malloc(n);
+    ck_assert_int_eq(mincore(m, len, v), 0);
+    for (size_t i = 0; i < n; i++) {
+        in += v[i] & 1;
+    }
+    free(v);
+    munmap(m, len);
+    close(fd);
+    return (double)in / (double)n;
+}
+
+/* Whether the file system of path drops a synced file's pages on POSIX_FADV_DONTNEED (tmpfs,
+ * whose pages are the file, does not): a probe file beside it. */
+static bool fs_drops_cache(const char *path)
+{
+    char probe[1300];
+    snprintf(probe, sizeof probe, "%s.probe", path);
+    int fd = open(probe, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    ck_assert_int_ge(fd, 0);
+    static char buf[1 << 20];
+    memset(buf, 7, sizeof buf);
+    ck_assert_int_eq(write(fd, buf, sizeof buf), (ssize_t)sizeof buf);
+    ck_assert_int_eq(fsync(fd), 0);
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    close(fd);
+    bool drops = cached_fraction(probe) < 0.5;
+    unlink(probe);
+    return drops;
+}
+
 /* The checkpoint thread copies committed steps into the database file while the writer goes on
  * (8 MiB of WAL triggers a pass): 24 steps of 1 MiB of random floats each reach the main file
- * before close, the WAL never holds them all, and the closed trace is whole and WAL-free. */
+ * before close, the WAL never holds them all, and the closed trace is whole and WAL-free. Each
+ * pass drops the pages it wrote from the kernel's page cache (trc__drop_cached): after the
+ * flush, little of the file is cached, where all of it would be just after being written. */
 START_TEST(test_trace_cost_checkpoint_thread)
 {
     const char *p = lt_tmp_path("trace_cost", "ckpt.trace");
@@ -1025,6 +1068,14 @@ START_TEST(test_trace_cost_checkpoint_thread)
                   main_before_close);
     ck_assert_int_eq(trc_writer_flush(w), 0); /* every step is now in the main file */
     long long after_flush = file_size(p);
+    double cached = cached_fraction(p);
+    if (fs_drops_cache(p)) {
+        ck_assert_msg(cached < 0.25, "%.0f%% of the trace's %lld bytes are in the page cache",
+                      100 * cached, after_flush);
+    } else {
+        fprintf(stderr, "trace_cost: not checking that checkpoints drop the trace's cached "
+                        "pages: this file system keeps pages on POSIX_FADV_DONTNEED (tmpfs?)\n");
+    }
     ck_assert_msg(max_wal > 0 && max_wal < (long long)STEPS << 20, "WAL grew to %lld", max_wal);
     ck_assert_int_eq(trc_writer_close(w), 0);
     ck_assert_int_eq(file_size(wal), -1);

@@ -7,7 +7,17 @@
  * checkpointer before its next transaction so that SQLite can start the WAL over (it does so
  * only when every frame has been copied). Used only with a writer thread; a synchronous writer
  * checkpoints inline (trc__wdb_maybe_checkpoint).
+ *
+ * After each pass the database file's pages are dropped from the kernel's page cache
+ * (trc__drop_cached): the pass has written them and synced the file, so they are clean, and a
+ * trace recorded in full grows by megabytes per token. Kept, they would push the engine's
+ * mapped weights out of the cache, and every new page costs the kernel a fresh page frame: on
+ * this project's VMs, 2.5 ms of CPU per MB written once the guest's free memory has gone back to
+ * the host, against 0.25 ms for a page frame just freed (tests/bench/HISTORY.md, session 19).
+ * Dropped, the next pass reuses the frames the last one freed. The WAL is not dropped: the
+ * writer rewrites it from its start after each restart, in the same cached pages.
  */
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sqlite3.h>
@@ -27,6 +37,7 @@ struct trc__ckpt {
     pthread_cond_t cv_work, cv_idle;
     bool stop, busy, want; /* want: trc__ckpt_drain asks for a pass whatever the size */
     int64_t threshold;     /* checkpoint once the WAL holds this many bytes */
+    int cache_fd;          /* the database file, for trc__drop_cached; -1: none */
     int64_t wal_bytes;     /* the WAL's size at the writer's last commit */
     uint64_t poked;        /* commits reported; a pass started after poke k covers commit k */
     uint64_t passes_from;
@@ -56,6 +67,7 @@ static void *ckpt_main(void *arg)
         /* a failure (disk full, a reader holding old frames) loses nothing: the WAL keeps
          * every committed step, and the writer's next commit reports a full disk */
         sqlite3_wal_checkpoint_v2(c->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        trc__drop_cached(c->cache_fd);
         atomic_store(&c->cpu_ns, trc__cpu_ns());
         pthread_mutex_lock(&c->mu);
         c->busy = false;
@@ -66,8 +78,19 @@ static void *ckpt_main(void *arg)
     return NULL;
 }
 
-int trc__ckpt_start(struct trc__ckpt **out, const char *path, int64_t threshold, char *msg,
-                    size_t msglen)
+void trc__drop_cached(int fd)
+{
+#ifdef POSIX_FADV_DONTNEED
+    if (fd >= 0) {
+        posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED); /* advice: a failure changes nothing */
+    }
+#else
+    (void)fd;
+#endif
+}
+
+int trc__ckpt_start(struct trc__ckpt **out, const char *path, int64_t threshold, int cache_fd,
+                    char *msg, size_t msglen)
 {
     struct trc__ckpt *c = calloc(1, sizeof *c);
     *out = NULL;
@@ -76,6 +99,7 @@ int trc__ckpt_start(struct trc__ckpt **out, const char *path, int64_t threshold,
         return TRC_ENOMEM;
     }
     c->threshold = threshold;
+    c->cache_fd = cache_fd;
     if (sqlite3_open_v2(path, &c->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) !=
         SQLITE_OK) { /* only the checkpoint thread uses it */
         snprintf(msg, msglen, "%s: cannot open for checkpoints: %s", path,

@@ -242,7 +242,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int n_pages)
 
 int trc__wdb_start_ckpt(trc_writer *w, char *msg, size_t msglen)
 {
-    return trc__ckpt_start(&w->ckpt, w->path, TRC__CHECKPOINT_BYTES, msg, msglen);
+    return trc__ckpt_start(&w->ckpt, w->path, TRC__CHECKPOINT_BYTES, w->lock_fd, msg, msglen);
 }
 
 static int64_t wal_bytes(const trc_writer *w)
@@ -266,6 +266,7 @@ void trc__wdb_maybe_checkpoint(trc_writer *w)
         SQLITE_OK) {
         w->wal_pages = 0;
     }
+    trc__drop_cached(w->lock_fd); /* as the checkpoint thread does (trc_ckpt.c) */
 }
 
 /* SQLite starts the WAL over at a transaction's first write when every frame has been copied

@@ -301,14 +301,17 @@ bool trc__wdb_before_step_is_quick(const trc_writer *w);
 /* Starts the checkpoint thread (trc_writer_open, once the writer thread runs). */
 int trc__wdb_start_ckpt(trc_writer *w, char *msg, size_t msglen);
 
-/* trc_ckpt.c: the checkpoint thread. start opens its own connection to path; poke reports the
- * WAL's size after a commit (a pass starts when it reaches threshold); drain waits until a pass
- * has covered every commit so far (returns false at once if one is running and !wait_busy);
- * kick asks for a pass without waiting; wait_idle waits while a pass runs or is due, starting
- * none; stop finishes the pass in progress and closes the connection. */
+/* trc_ckpt.c: the checkpoint thread. start opens its own connection to path (cache_fd: an open
+ * descriptor of that file, whose cached pages each pass drops, or -1); poke reports the WAL's
+ * size after a commit (a pass starts when it reaches threshold); drain waits until a pass has
+ * covered every commit so far (returns false at once if one is running and !wait_busy); kick
+ * asks for a pass without waiting; wait_idle waits while a pass runs or is due, starting none;
+ * stop finishes the pass in progress and closes the connection. drop_cached drops the clean
+ * cached pages of the file open as fd (nothing when fd < 0). */
 struct trc__ckpt;
-int trc__ckpt_start(struct trc__ckpt **out, const char *path, int64_t threshold, char *msg,
-                    size_t msglen);
+int trc__ckpt_start(struct trc__ckpt **out, const char *path, int64_t threshold, int cache_fd,
+                    char *msg, size_t msglen);
+void trc__drop_cached(int fd);
 void trc__ckpt_poke(struct trc__ckpt *c, int64_t wal_bytes);
 bool trc__ckpt_drain(struct trc__ckpt *c, bool wait_busy);
 void trc__ckpt_kick(struct trc__ckpt *c);
