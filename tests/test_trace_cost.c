@@ -1091,6 +1091,47 @@ START_TEST(test_trace_cost_checkpoint_thread)
 }
 END_TEST
 
+/* A trace of small pages (no tensor data: lltrace run uses 8 KiB) is checkpointed every MiB of
+ * WAL, not every 8: 100 steps of 40 stats-only ops (about 4 MiB of WAL, each commit rewriting
+ * whole pages) are mostly in the main file before close; with 8 MiB, no pass would have run. */
+START_TEST(test_trace_cost_checkpoint_small_pages)
+{
+    const char *p = lt_tmp_path("trace_cost", "ckpt_small.trace");
+    trc_writer *w = NULL;
+    char err[TRC_ERRBUF_SIZE];
+    struct trc_writer_opts o = {.overwrite = true, .page_size = 8192};
+    ck_assert_msg(trc_writer_open(p, &o, &w, err, sizeof err) == 0, "%s", err);
+    ck_assert_int_eq(trc_writer_add_rule(w, "stats"), 0);
+    ck_assert_int_eq(trc_run_begin(w, "test", NULL), 0);
+    float x[64];
+    for (int s = 0; s < 100; s++) {
+        ck_assert_int_eq(trc_step_begin(w, s, s, 1), 0);
+        for (int k = 0; k < 40; k++) {
+            for (int i = 0; i < 64; i++) {
+                x[i] = (float)(s * 40 + k) + 0.001f * (float)i; /* every tensor new */
+            }
+            struct trc_tensor t = tf("out", 1, 64, 0, x);
+            ck_assert_int_eq(rec(w, "op", &t, 1, NULL), 0);
+        }
+        ck_assert_int_eq(trc_step_end(w, -1), 0);
+    }
+    ck_assert_int_eq(trc_writer_wait_idle(w), 0);
+    char wal[1300];
+    snprintf(wal, sizeof wal, "%s-wal", p);
+    long long main_size = file_size(p), wal_size = file_size(wal);
+    ck_assert_msg(wal_size > 1LL << 20 && wal_size < 8LL << 20, "WAL %lld bytes", wal_size);
+    ck_assert_int_eq(trc_writer_close(w), 0);
+    ck_assert_msg(main_size >= file_size(p) / 10 * 7,
+                  "main file %lld bytes before close, %lld after: not checkpointed", main_size,
+                  file_size(p));
+    sqlite3 *db = NULL;
+    ck_assert_int_eq(sqlite3_open_v2(p, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    ck_assert_str_eq(lt_sql1(db, "SELECT count(*) FROM ops"), "4000");
+    ck_assert_str_eq(lt_sql1(db, "PRAGMA page_size"), "8192");
+    sqlite3_close(db);
+}
+END_TEST
+
 /* trc_writer_wait_idle returns once the checkpoint pass that the last commit made due has
  * run: the pass copies the 8 MiB of WAL that made it due, nearly 8 MiB of pages (without a nap
  * for the checkpointer, the main file is small until then); it starts none when nothing is
@@ -1297,6 +1338,7 @@ Suite *trace_cost_suite(void)
     tcase_add_test(tc, test_trace_cost_codec_v1_blob);
     tcase_add_test(tc, test_trace_cost_indexes_at_close);
     tcase_add_test(tc, test_trace_cost_checkpoint_thread);
+    tcase_add_test(tc, test_trace_cost_checkpoint_small_pages);
     tcase_add_test(tc, test_trace_cost_wait_idle);
     tcase_add_test(tc, test_trace_cost_flush);
     tcase_add_test(tc, test_trace_cost_pool_waits);

@@ -226,8 +226,18 @@ static int prepare_all(trc_writer *w, char *msg, size_t msglen)
 
 /* The writer checkpoints the WAL itself, after a step's commit has been acknowledged, once the
  * WAL holds this much (SQLite's automatic checkpoint would run inside the commit, while the
- * engine waits for trc_step_end). */
-#define TRC__CHECKPOINT_BYTES ((int64_t)8 << 20)
+ * engine waits for trc_step_end): 8 MiB, or 1 MiB in a trace of small pages (no tensor data:
+ * about 20 pages of 8 KiB per decode step of tinyllama). Each pass drops the pages it wrote from
+ * the page cache (trc__drop_cached), so the next reuses their frames, and the close copies at
+ * most 1 MiB: a stats trace's close took 14.0-15.4 ms against 17.6-19.4 ms with 8 MiB (three
+ * pairs of `lltrace bench --trace` runs in turns, session 19). */
+#define TRC__CHECKPOINT_BYTES       ((int64_t)8 << 20)
+#define TRC__CHECKPOINT_BYTES_SMALL ((int64_t)1 << 20)
+
+static int64_t checkpoint_bytes(const trc_writer *w)
+{
+    return w->page_size <= 8192 ? TRC__CHECKPOINT_BYTES_SMALL : TRC__CHECKPOINT_BYTES;
+}
 
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int n_pages)
 {
@@ -242,7 +252,7 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int n_pages)
 
 int trc__wdb_start_ckpt(trc_writer *w, char *msg, size_t msglen)
 {
-    return trc__ckpt_start(&w->ckpt, w->path, TRC__CHECKPOINT_BYTES, w->lock_fd, msg, msglen);
+    return trc__ckpt_start(&w->ckpt, w->path, checkpoint_bytes(w), w->lock_fd, msg, msglen);
 }
 
 static int64_t wal_bytes(const trc_writer *w)
@@ -251,7 +261,7 @@ static int64_t wal_bytes(const trc_writer *w)
 }
 
 /* With the checkpoint thread: report the WAL's size. Without: a passive checkpoint when the WAL
- * has grown past TRC__CHECKPOINT_BYTES. A failure (disk full) loses nothing: the WAL keeps every
+ * has grown past checkpoint_bytes. A failure (disk full) loses nothing: the WAL keeps every
  * committed step, and the next commit reports it. */
 void trc__wdb_maybe_checkpoint(trc_writer *w)
 {
@@ -259,7 +269,7 @@ void trc__wdb_maybe_checkpoint(trc_writer *w)
         trc__ckpt_poke(w->ckpt, wal_bytes(w));
         return;
     }
-    if (!w->db || wal_bytes(w) < TRC__CHECKPOINT_BYTES) {
+    if (!w->db || wal_bytes(w) < checkpoint_bytes(w)) {
         return;
     }
     if (sqlite3_wal_checkpoint_v2(w->db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL) ==
