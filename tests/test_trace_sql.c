@@ -326,7 +326,7 @@ START_TEST(test_trace_sql_errors)
 {
     CK_ERR("SELECT t_shape(999)", "t_shape: tensor 999: no such tensor");
     CK_ERR("SELECT t_shape('ref.999')", "tensor ref.999: no such tensor");
-    CK_ERR("SELECT t_shape('nope.1')", "tensor nope.1: unknown database 'nope'");
+    CK_ERR("SELECT t_shape('nope.1')", "no such table: nope.tensors");
     CK_ERR("SELECT t_shape('abc')", "t_shape: bad tensor reference 'abc'");
     CK_ERR("SELECT t_shape('x\"y.1')", "bad schema name");
     CK_ERR("SELECT t_shape(x'000000')", "multiple of 4");

@@ -73,12 +73,12 @@ static int load_header(sqlite3_stmt *st, struct trc__tensor *t, const char *tnam
     t->st.n_inf = sqlite3_column_int64(st, 11);
     t->has_data = sqlite3_column_type(st, 15) != SQLITE_NULL;
     t->stored_bytes = sqlite3_column_int64(st, 15);
-    t->data_of = sqlite3_column_int64(st, 17);
     if (sqlite3_column_type(st, 17) == SQLITE_NULL) {
         return 0;
     }
-    char what[160];
+    t->data_of = sqlite3_column_int64(st, 17);
     if (t->has_data || t->partial || t->data_of <= 0) {
+        char what[96];
         snprintf(what, sizeof what, "%s data_of %lld",
                  t->data_of <= 0 ? "bad"
                  : t->has_data   ? "has both data and"
@@ -86,14 +86,6 @@ static int load_header(sqlite3_stmt *st, struct trc__tensor *t, const char *tnam
                  (long long)t->data_of);
         return bad(tname, msg, msglen, what);
     }
-    if (!sqlite3_column_int(st, 18)) {
-        snprintf(what, sizeof what,
-                 "data_of names tensor %lld, which does not hold this tensor's bytes (it must "
-                 "hold data of its own with the same dtype, nbytes and hash)",
-                 (long long)t->data_of);
-        return bad(tname, msg, msglen, what);
-    }
-    t->has_data = 1;
     return 0;
 }
 
@@ -123,17 +115,16 @@ static int load_known(sqlite3_stmt *st, struct trc__tensor *t, const char *tname
     return 0;
 }
 
-/* Column 16 (the blob, its own or data_of's, selected only when data is wanted): decode and
- * verify. */
-static int load_data(sqlite3_stmt *st, struct trc__tensor *t, const char *tname, char *msg,
-                     size_t msglen)
+/* The blob (column blob_col of st, with its codec in codec_col): decode and verify. */
+static int load_data(sqlite3_stmt *st, int codec_col, int blob_col, struct trc__tensor *t,
+                     const char *tname, char *msg, size_t msglen)
 {
-    const char *codec = (const char *)sqlite3_column_text(st, 5);
+    const char *codec = (const char *)sqlite3_column_text(st, codec_col);
     if (!codec || strcmp(codec, TRC__CODEC) != 0) {
         return bad(tname, msg, msglen, "unknown codec (want 'shuffle-zstd')");
     }
-    const void *blob = sqlite3_column_blob(st, 16);
-    size_t blen = (size_t)sqlite3_column_bytes(st, 16);
+    const void *blob = sqlite3_column_blob(st, blob_col);
+    size_t blen = (size_t)sqlite3_column_bytes(st, blob_col);
     size_t width = trc__dtype_size(t->dtype);
     t->raw = malloc(t->nbytes ? (size_t)t->nbytes : 1);
     if (!t->raw) {
@@ -169,45 +160,69 @@ static void done_with(sqlite3_stmt *st, sqlite3_stmt **cache)
     }
 }
 
-/* The row's query, columns 0..18: the header (0..15), the blob (16), data_of (17) and whether
- * the row data_of names holds these bytes (18). Version 3 and older have no data_of. */
-static int select_sql(sqlite3 *db, const char *schema, char *sql, size_t cap)
+/* The row's query: the header (columns 0..15), the blob when ?2 (16) and data_of (17). Version 3
+ * and older have no column data_of: the same query with NULL there. */
+#define ROW_SQL(data_of)                                                                           \
+    "SELECT dtype, shape, n_elems, nbytes, hash, codec, min, max, mean, rms, n_nan, n_inf, "       \
+    "partial, n_known, known, length(data), CASE WHEN ?2 THEN data END, " data_of                  \
+    " FROM \"%s\".tensors WHERE id = ?1"
+
+static int prepare_row(sqlite3 *db, const char *schema, unsigned flags, sqlite3_stmt **st)
 {
+    char sql[400];
+    snprintf(sql, sizeof sql, ROW_SQL("data_of"), schema);
+    int rc = sqlite3_prepare_v3(db, sql, -1, flags, st, NULL);
+    if (rc != SQLITE_OK && strstr(sqlite3_errmsg(db), "no such column: data_of")) {
+        snprintf(sql, sizeof sql, ROW_SQL("NULL"), schema);
+        rc = sqlite3_prepare_v3(db, sql, -1, flags, st, NULL);
+    }
+    return rc;
+}
+
+/* A row whose data_of names the row holding its bytes: that row must hold data of its own
+ * (no data_of, not partial) under the same dtype, nbytes and hash. Then t has data, decoded from
+ * that row's blob when want_data. */
+static int load_borrowed(sqlite3 *db, const char *schema, struct trc__tensor *t, int want_data,
+                         const char *tname, char *msg, size_t msglen)
+{
+    char sql[300];
     sqlite3_stmt *st = NULL;
-    snprintf(sql, cap, "SELECT 1 FROM pragma_table_info('tensors', '%s') WHERE name = 'data_of'",
+    snprintf(sql, sizeof sql,
+             "SELECT dtype = ?3 AND nbytes = ?4 AND hash = ?5 AND partial = 0 AND data_of IS NULL "
+             "AND data IS NOT NULL, codec, CASE WHEN ?2 THEN data END FROM \"%s\".tensors "
+             "WHERE id = ?1",
              schema);
     if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
-        return -1;
+        snprintf(msg, msglen, "tensor %s: %s", tname, sqlite3_errmsg(db));
+        return TRC_ESQL;
     }
+    sqlite3_bind_int64(st, 1, t->data_of);
+    sqlite3_bind_int(st, 2, want_data != 0);
+    sqlite3_bind_text(st, 3, trc__dtype_name(t->dtype), -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 4, t->nbytes);
+    sqlite3_bind_text(st, 5, t->hash, -1, SQLITE_STATIC);
     int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        return -1;
+        snprintf(msg, msglen, "tensor %s: %s", tname, sqlite3_errmsg(db));
+        rc = TRC_ESQL;
+    } else if (rc == SQLITE_DONE || !sqlite3_column_int(st, 0)) {
+        char what[200];
+        snprintf(what, sizeof what,
+                 "data_of names tensor %lld, which does not hold this tensor's bytes (it must "
+                 "hold data of its own with the same dtype, nbytes and hash)",
+                 (long long)t->data_of);
+        rc = bad(tname, msg, msglen, what);
+    } else {
+        t->has_data = 1;
+        rc = want_data ? load_data(st, 1, 2, t, tname, msg, msglen) : 0;
     }
-    if (rc == SQLITE_DONE) {
-        snprintf(sql, cap,
-                 "SELECT dtype, shape, n_elems, nbytes, hash, codec, min, max, mean, rms, n_nan, "
-                 "n_inf, partial, n_known, known, length(data), CASE WHEN ?2 THEN data END, "
-                 "NULL, 0 FROM \"%s\".tensors WHERE id = ?1",
-                 schema);
-        return 0;
-    }
-    snprintf(sql, cap,
-             "SELECT t.dtype, t.shape, t.n_elems, t.nbytes, t.hash, coalesce(t.codec, s.codec), "
-             "t.min, t.max, t.mean, t.rms, t.n_nan, t.n_inf, t.partial, t.n_known, t.known, "
-             "length(t.data), CASE WHEN ?2 THEN coalesce(t.data, s.data) END, t.data_of, "
-             "coalesce(s.data IS NOT NULL AND s.data_of IS NULL AND s.partial = 0 AND "
-             "s.dtype = t.dtype AND s.nbytes = t.nbytes AND s.hash = t.hash, 0) "
-             "FROM \"%s\".tensors t LEFT JOIN \"%s\".tensors s ON s.id = t.data_of "
-             "WHERE t.id = ?1",
-             schema, schema);
-    return 0;
+    sqlite3_finalize(st);
+    return rc;
 }
 
 int trc__tensor_load(sqlite3 *db, const char *schema, int64_t id, int want_data,
                      struct trc__tensor *t, sqlite3_stmt **cache, char *msg, size_t msglen)
 {
-    char sql[1200];
     char tname[96];
     memset(t, 0, sizeof *t);
     t->id = id;
@@ -221,9 +236,7 @@ int trc__tensor_load(sqlite3 *db, const char *schema, int64_t id, int want_data,
     snprintf(tname, sizeof tname, "%s%s%lld", strcmp(schema, "main") ? schema : "",
              strcmp(schema, "main") ? "." : "", (long long)id);
     sqlite3_stmt *st = cache ? *cache : NULL;
-    if (!st && (select_sql(db, schema, sql, sizeof sql) < 0 ||
-                sqlite3_prepare_v3(db, sql, -1, cache ? SQLITE_PREPARE_PERSISTENT : 0, &st, NULL) !=
-                    SQLITE_OK)) {
+    if (!st && prepare_row(db, schema, cache ? SQLITE_PREPARE_PERSISTENT : 0, &st) != SQLITE_OK) {
         snprintf(msg, msglen, "tensor %s: %s", tname, sqlite3_errmsg(db));
         return TRC_ESQL;
     }
@@ -246,8 +259,10 @@ int trc__tensor_load(sqlite3 *db, const char *schema, int64_t id, int want_data,
     if (rc == 0 && t->partial) {
         rc = load_known(st, t, tname, msg, msglen);
     }
-    if (rc == 0 && want_data && t->has_data) {
-        rc = load_data(st, t, tname, msg, msglen);
+    if (rc == 0 && t->data_of) {
+        rc = load_borrowed(db, schema, t, want_data, tname, msg, msglen);
+    } else if (rc == 0 && want_data && t->has_data) {
+        rc = load_data(st, 5, 16, t, tname, msg, msglen);
     }
     done_with(st, cache);
     return rc;
